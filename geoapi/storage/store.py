@@ -1,0 +1,231 @@
+"""The Store: every read and write of layer data goes through here, on either backend."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import shapely
+import sqlalchemy as sa
+from sqlalchemy import func
+
+from geoapi.errors import DatabaseUnavailableError, LayerNotFoundError
+from geoapi.storage import dialect as dx
+from geoapi.storage import schema
+from geoapi.storage.engine import make_engine
+from geoapi.storage.model import ChangeSet, Feature, FeatureQuery, HistoryEntry, Page
+from layers import LayerRegistry, LayerSpec, load_registry
+
+log = logging.getLogger("geoapi.storage")
+
+Listener = Callable[[ChangeSet], None]
+Enricher = Callable[[sa.Connection, LayerSpec, dict[str, Any], Any], None]
+
+SYSTEM_READ = ("version", "created_at", "created_by", "updated_at", "updated_by", "src_file", "src_crs",
+               "batch_id", "extra")
+
+
+class Store:
+    def __init__(self, engine: sa.Engine, dialect: str, registry: LayerRegistry, *,
+                 bounds: tuple[float, float, float, float], city_admin_code: str):
+        self.engine = engine
+        self.dialect = dialect
+        self.registry = registry
+        self.bounds = bounds
+        self.city_admin_code = city_admin_code
+        self.metadata = sa.MetaData()
+        self._tables = {layer.id: schema.layer_table(layer, self.metadata) for layer in registry}
+        self._listeners: list[Listener] = []
+        self._listeners_lock = threading.Lock()
+        # Run inside each write, before the row is stored, to fill derived columns
+        # (district, unit grid, road segment …). Registered by the services that own them.
+        self.enrichers: list[Enricher] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, settings, registry: LayerRegistry | None = None) -> Store:
+        registry = registry or load_registry(settings.layers_dir)
+        engine, dialect = make_engine(settings.resolved_database_url)
+        return cls(engine, dialect, registry, bounds=tuple(settings.city_bounds),
+                   city_admin_code=settings.city_admin_code)
+
+    def upgrade(self) -> list[str]:
+        """Create or migrate the schema; returns what was done (for the CLI to print)."""
+        from geoapi.storage.migrate import upgrade
+
+        return upgrade(self)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except sa.exc.DBAPIError as exc:
+            raise DatabaseUnavailableError(f"database unreachable: {exc.orig}") from exc
+
+    def layer(self, layer_id: str) -> LayerSpec:
+        spec = self.registry.get(layer_id)
+        if spec is None:
+            raise LayerNotFoundError(f"unknown layer {layer_id!r}; known layers: {', '.join(self.registry.ids)}")
+        return spec
+
+    def table(self, layer_id: str) -> sa.Table:
+        self.layer(layer_id)
+        return self._tables[layer_id]
+
+    def subscribe(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def publish(self, changes: list[ChangeSet]) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for change in changes:
+            for listener in listeners:
+                try:
+                    listener(change)
+                except Exception:  # a broken listener must not undo a committed write
+                    log.exception("change listener %r failed for %s", listener, change.layer)
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.DBAPIError as exc:
+            if dx.is_unavailable(exc):
+                raise DatabaseUnavailableError(f"database unavailable: {exc.orig}") from exc
+            raise
+
+    # -- reads ---------------------------------------------------------------------------
+    def select_columns(self, layer_id: str) -> list:
+        t = self.table(layer_id)
+        return [c for c in t.c if c.name != "geom"] + [func.ST_AsBinary(t.c.geom).label("geom_wkb")]
+
+    def rows_to_features(self, layer_id: str, rows) -> list[Feature]:
+        rows = list(rows)
+        if not rows:
+            return []
+        layer = self.layer(layer_id)
+        names = [f.name for f in layer.all_fields]
+        geoms = shapely.from_wkb([bytes(r.geom_wkb) for r in rows])
+        out = []
+        for r, g in zip(rows, geoms, strict=True):
+            m = r._mapping
+            out.append(Feature(layer=layer_id, id=m["id"], props={n: m[n] for n in names}, geometry=g,
+                               version=m["version"], meta={k: m[k] for k in SYSTEM_READ if k != "version"}))
+        return out
+
+    def get(self, layer_id: str, fid: int, conn: sa.Connection | None = None) -> Feature | None:
+        t = self.table(layer_id)
+        stmt = sa.select(*self.select_columns(layer_id)).where(t.c.id == fid)
+        if conn is not None:
+            return next(iter(self.rows_to_features(layer_id, conn.execute(stmt))), None)
+        with self.read() as c:
+            return next(iter(self.rows_to_features(layer_id, c.execute(stmt))), None)
+
+    def where(self, layer_id: str, q: FeatureQuery) -> list:
+        """SQL conditions for a query's filters (shared by items, tiles, counts)."""
+        layer, t = self.layer(layer_id), self.table(layer_id)
+        conds: list = []
+        if q.bbox:
+            conds.append(dx.bbox_predicate(self.dialect, t, q.bbox))
+        if q.intersects is not None:
+            conds.append(dx.geometry_predicate(self.dialect, t, shapely.to_wkb(q.intersects, flavor="iso"),
+                                               q.intersects.bounds))
+        for name, values in q.filters.items():
+            spec = layer.field(name)
+            col = t.c[name]
+            if spec is not None and spec.type == "enum_list":
+                text = dx.json_text(self.dialect, col)
+                conds.append(sa.or_(*[text.like(f'%"{v}"%') for v in values]))
+            elif len(values) == 1:
+                conds.append(col.is_(None) if values[0] is None else col == values[0])
+            else:
+                conds.append(col.in_(values))
+        if q.updated_since:
+            conds.append(t.c.updated_at >= q.updated_since)
+        if q.ids is not None:
+            conds.append(t.c.id.in_(q.ids))
+        return conds
+
+    def query(self, layer_id: str, q: FeatureQuery) -> Page:
+        t = self.table(layer_id)
+        conds = self.where(layer_id, q)
+        order = [sa.desc(t.c[n]) if desc else sa.asc(t.c[n]) for n, desc in q.sortby] + [t.c.id]
+        stmt = (sa.select(*self.select_columns(layer_id)).where(*conds).order_by(*order)
+                .limit(q.limit).offset(q.offset))
+        with self.read() as conn:
+            features = self.rows_to_features(layer_id, conn.execute(stmt))
+            matched = None
+            if q.count:
+                if q.offset == 0 and len(features) < q.limit:
+                    matched = len(features)
+                else:
+                    matched = conn.execute(sa.select(func.count()).select_from(t).where(*conds)).scalar_one()
+        return Page(features=features, number_matched=matched)
+
+    def count(self, layer_id: str, q: FeatureQuery | None = None) -> int:
+        t = self.table(layer_id)
+        with self.read() as conn:
+            return conn.execute(sa.select(func.count()).select_from(t).where(*self.where(layer_id, q or FeatureQuery()))).scalar_one()
+
+    def history(self, layer_id: str, fid: int) -> list[HistoryEntry]:
+        self.layer(layer_id)
+        h = schema.history
+        stmt = (sa.select(h).where(h.c.layer == layer_id, h.c.feature_id == fid).order_by(h.c.id))
+        with self.read() as conn:
+            rows = conn.execute(stmt).all()
+        return [HistoryEntry(version=r.version, op=r.op, actor=r.actor, at=r.at, batch_id=r.batch_id,
+                             before=r.before, after=r.after) for r in rows]
+
+    # -- writes --------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self, actor: str, batch_id: str | None = None):
+        """One database transaction; listeners hear about its changes only after commit."""
+        from geoapi.storage.writer import Writer
+
+        try:
+            with self.engine.connect().execution_options(geoapi_write=True) as conn:
+                writer = Writer(self, conn, actor=actor, batch_id=batch_id)
+                with conn.begin():
+                    yield writer
+        except sa.exc.DBAPIError as exc:
+            if dx.is_unavailable(exc):
+                raise DatabaseUnavailableError(f"database unavailable: {exc.orig}") from exc
+            raise
+        self.publish(writer.changes())
+
+    def create(self, layer_id: str, props: dict, geom, *, actor: str) -> Feature:
+        with self.transaction(actor) as w:
+            return w.create(layer_id, props, geom)
+
+    def replace(self, layer_id: str, fid: int, props: dict, geom, *, actor: str,
+                if_version: int | None = None) -> Feature:
+        with self.transaction(actor) as w:
+            return w.replace(layer_id, fid, props, geom, if_version=if_version)
+
+    def patch(self, layer_id: str, fid: int, props: dict, geom=None, *, actor: str,
+              if_version: int | None = None) -> Feature:
+        with self.transaction(actor) as w:
+            return w.patch(layer_id, fid, props, geom, if_version=if_version)
+
+    def delete(self, layer_id: str, fid: int, *, actor: str, if_version: int | None = None) -> Feature:
+        with self.transaction(actor) as w:
+            return w.delete(layer_id, fid, if_version=if_version)
+
+    def bulk_write(self, layer_id: str, rows, *, actor: str, batch_id: str | None = None,
+                   mode: str = "append", src_file: str | None = None, src_crs: str | None = None) -> dict[str, int]:
+        """Write validated rows ``[(props, geom), ...]`` in one transaction; see Writer.write_many."""
+        with self.transaction(actor, batch_id=batch_id) as w:
+            return w.write_many(layer_id, rows, mode=mode, src_file=src_file, src_crs=src_crs)

@@ -1,0 +1,334 @@
+"""Writes inside one transaction: validation, 部件标识码 allocation, the row, its history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import shapely
+import sqlalchemy as sa
+from shapely.geometry import mapping
+from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
+
+from geoapi.errors import (
+    ConflictError,
+    FeatureNotFoundError,
+    PreconditionFailedError,
+    ValidationFailedError,
+)
+from geoapi.storage import schema
+from geoapi.storage.dialect import bbox_predicate, greatest
+from geoapi.storage.model import ChangeSet, Feature
+from layers import LayerSpec
+from layers.codes import check_code, code_prefix, format_code
+from layers.validate import conform_geometry, validate_properties
+
+if TYPE_CHECKING:
+    from geoapi.storage.store import Store
+
+CHUNK = 2000
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def snapshot(props: dict[str, Any], geom) -> dict[str, Any]:
+    """A feature as JSON for the history table."""
+    return {"properties": jsonable(props), "geometry": jsonable(mapping(geom)) if geom is not None else None}
+
+
+class Writer:
+    def __init__(self, store: Store, conn: sa.Connection, *, actor: str, batch_id: str | None):
+        self.store = store
+        self.conn = conn
+        self.actor = actor
+        self.batch_id = batch_id
+        self.now = dt.datetime.now(dt.UTC)
+        self._changes: dict[tuple[str, str], ChangeSet] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _change(self, layer_id: str, op: str) -> ChangeSet:
+        key = (layer_id, op)
+        if key not in self._changes:
+            self._changes[key] = ChangeSet(layer=layer_id, ids=[], old_geoms=[], new_geoms=[], op=op,
+                                           batch_id=self.batch_id)
+        return self._changes[key]
+
+    def changes(self) -> list[ChangeSet]:
+        return list(self._changes.values())
+
+    def prepare(self, layer: LayerSpec, props: dict, geom, *, partial: bool = False,
+                current: Feature | None = None) -> tuple[dict, Any]:
+        """Validate props and geometry; raise ValidationFailedError listing every problem."""
+        clean, problems = validate_properties(layer, props, partial=partial)
+        if geom is not None or not partial:
+            geom, gprob = conform_geometry(layer, geom, self.store.bounds)
+            problems += gprob
+        if problems:
+            raise ValidationFailedError(
+                f"{len(problems)} problem(s) with the {layer.title} feature",
+                [p.as_dict() for p in problems],
+            )
+        return clean, geom
+
+    def _enrich(self, layer: LayerSpec, props: dict, geom) -> None:
+        for enricher in self.store.enrichers:
+            enricher(self.conn, layer, props, geom)
+
+    def _fill_admin_code(self, layer: LayerSpec, props: dict, geom) -> None:
+        if props.get("admin_code") or layer.id == "districts" or "districts" not in self.store.registry:
+            return
+        t = self.store.table("districts")
+        point = geom.representative_point()
+        x, y = point.x, point.y
+        p = func.ST_GeomFromWKB(shapely.to_wkb(point, flavor="iso"), schema.SRID)
+        code = self.conn.execute(
+            sa.select(t.c.admin_code).where(bbox_predicate(self.store.dialect, t, (x, y, x, y)),
+                                            func.ST_Contains(t.c.geom, p)).limit(1)
+        ).scalar()
+        props["admin_code"] = code or self.store.city_admin_code
+
+    def _insert_stmt(self, table: sa.Table):
+        mod = postgresql if self.store.dialect == "postgis" else sqlite
+        return mod.insert(table)
+
+    def _reserve_serials(self, prefix: str, n: int) -> int:
+        """Reserve ``n`` serials for a 10-digit prefix (admin + 小类); returns the last one reserved."""
+        cs = schema.code_serials
+        stmt = self._insert_stmt(cs).values(prefix=prefix, last=n)
+        stmt = stmt.on_conflict_do_update(index_elements=["prefix"], set_={"last": cs.c.last + n})
+        return self.conn.execute(stmt.returning(cs.c.last)).scalar_one()
+
+    def _note_given_serial(self, code: str) -> None:
+        cs = schema.code_serials
+        serial = int(code[10:])
+        stmt = self._insert_stmt(cs).values(prefix=code[:10], last=serial)
+        stmt = stmt.on_conflict_do_update(index_elements=["prefix"],
+                                          set_={"last": greatest(self.store.dialect, cs.c.last, serial)})
+        self.conn.execute(stmt)
+
+    def _code_taken(self, layer_id: str, code: str, exclude_id: int | None = None) -> bool:
+        t = self.store.table(layer_id)
+        stmt = sa.select(t.c.id).where(t.c.obj_code == code)
+        if exclude_id is not None:
+            stmt = stmt.where(t.c.id != exclude_id)
+        return self.conn.execute(stmt.limit(1)).first() is not None
+
+    def assign_codes(self, layer: LayerSpec, items: list[tuple[dict, Any]], exclude_id: int | None = None) -> None:
+        """Check given 部件标识码 and allocate missing ones (per prefix, in blocks)."""
+        if layer.identifier is None:
+            return
+        missing: dict[str, list[dict]] = defaultdict(list)
+        problems = []
+        for i, (props, _geom) in enumerate(items):
+            code = props.get("obj_code")
+            if code:
+                reason = check_code(layer, code, props)
+                if reason:
+                    problems.append({"field": "obj_code", "message": reason, "row": i})
+                    continue
+                if self._code_taken(layer.id, code, exclude_id):
+                    raise ConflictError(f"部件标识码 {code} is already used in {layer.title}",
+                                        [{"field": "obj_code", "message": "duplicate", "row": i}])
+                self._note_given_serial(code)
+            else:
+                missing[code_prefix(layer, props["admin_code"], props)].append(props)
+        if problems:
+            raise ValidationFailedError("invalid 部件标识码", problems)
+        for prefix, group in missing.items():
+            last = self._reserve_serials(prefix, len(group))
+            first = last - len(group) + 1
+            for offset, props in enumerate(group):
+                code = format_code(prefix, first + offset)
+                while self._code_taken(layer.id, code):  # a code given earlier may sit in our block
+                    code = format_code(prefix, self._reserve_serials(prefix, 1))
+                props["obj_code"] = code
+
+    def _history(self, rows: list[dict]) -> None:
+        if rows:
+            self.conn.execute(schema.history.insert(), rows)
+
+    def _history_row(self, layer_id: str, fid: int, version: int, op: str, before, after) -> dict:
+        return {"layer": layer_id, "feature_id": fid, "version": version, "op": op, "actor": self.actor,
+                "at": self.now, "batch_id": self.batch_id, "before": before, "after": after}
+
+    def _load(self, layer_id: str, fid: int, if_version: int | None) -> Feature:
+        current = self.store.get(layer_id, fid, conn=self.conn)
+        if current is None:
+            raise FeatureNotFoundError(f"no feature {fid} in layer {layer_id}")
+        if if_version is not None and if_version != current.version:
+            raise PreconditionFailedError(
+                f"feature {layer_id}/{fid} is at version {current.version}, not {if_version}: "
+                "someone changed it since you read it; reload and retry")
+        return current
+
+    def _geom_value(self, geom):
+        return func.ST_GeomFromWKB(shapely.to_wkb(geom, flavor="iso"), schema.SRID)
+
+    # -- single features -------------------------------------------------------------------
+    def create(self, layer_id: str, props: dict, geom, *, validated: bool = False,
+               src_file: str | None = None, src_crs: str | None = None, extra: dict | None = None) -> Feature:
+        layer = self.store.layer(layer_id)
+        t = self.store.table(layer_id)
+        if not validated:
+            props, geom = self.prepare(layer, props, geom)
+        self._fill_admin_code(layer, props, geom)
+        self._enrich(layer, props, geom)
+        self.assign_codes(layer, [(props, geom)])
+        values = {**props, "version": 1, "created_at": self.now, "created_by": self.actor,
+                  "updated_at": self.now, "updated_by": self.actor, "batch_id": self.batch_id,
+                  "src_file": src_file, "src_crs": src_crs, "extra": extra, "geom": self._geom_value(geom)}
+        try:
+            fid = self.conn.execute(t.insert().values(values).returning(t.c.id)).scalar_one()
+        except sa.exc.IntegrityError as exc:
+            raise ConflictError(f"{layer.title}: a feature with the same code exists ({exc.orig})") from exc
+        self._history([self._history_row(layer_id, fid, 1, "insert", None, snapshot(props, geom))])
+        ch = self._change(layer_id, "insert")
+        ch.ids.append(fid)
+        ch.new_geoms.append(geom)
+        return self.store.get(layer_id, fid, conn=self.conn)
+
+    def _update(self, layer: LayerSpec, current: Feature, props: dict, geom) -> Feature:
+        t = self.store.table(layer.id)
+        new_props = {**current.props, **props}
+        if layer.identifier and new_props.get("obj_code") != current.props.get("obj_code"):
+            if not new_props.get("obj_code"):
+                new_props["obj_code"] = current.props.get("obj_code")
+            else:
+                self.assign_codes(layer, [(new_props, geom)], exclude_id=current.id)
+        self._enrich(layer, new_props, geom)
+        version = current.version + 1
+        values = {**new_props, "version": version, "updated_at": self.now, "updated_by": self.actor,
+                  "geom": self._geom_value(geom)}
+        if self.batch_id:
+            values["batch_id"] = self.batch_id
+        try:
+            self.conn.execute(t.update().where(t.c.id == current.id).values(values))
+        except sa.exc.IntegrityError as exc:
+            raise ConflictError(f"{layer.title}: the new values clash with another feature ({exc.orig})") from exc
+        self._history([self._history_row(layer.id, current.id, version, "update",
+                                         snapshot(current.props, current.geometry), snapshot(new_props, geom))])
+        ch = self._change(layer.id, "update")
+        ch.ids.append(current.id)
+        ch.old_geoms.append(current.geometry)
+        ch.new_geoms.append(geom)
+        ch.status_changed = ch.status_changed or new_props.get("status") != current.props.get("status")
+        return self.store.get(layer.id, current.id, conn=self.conn)
+
+    def replace(self, layer_id: str, fid: int, props: dict, geom, *, if_version: int | None = None) -> Feature:
+        layer = self.store.layer(layer_id)
+        current = self._load(layer_id, fid, if_version)
+        clean, geom = self.prepare(layer, props, geom)
+        # PUT replaces every field: absent ones become NULL (or their default).
+        full = {f.name: clean.get(f.name) for f in layer.all_fields}
+        if layer.identifier and not full.get("obj_code"):
+            full["obj_code"] = current.props.get("obj_code")
+        if not full.get("admin_code"):
+            full["admin_code"] = current.props.get("admin_code")
+        return self._update(layer, current, full, geom)
+
+    def patch(self, layer_id: str, fid: int, props: dict, geom=None, *, if_version: int | None = None) -> Feature:
+        layer = self.store.layer(layer_id)
+        current = self._load(layer_id, fid, if_version)
+        clean, new_geom = self.prepare(layer, props, geom, partial=True)
+        return self._update(layer, current, clean, new_geom if geom is not None else current.geometry)
+
+    def delete(self, layer_id: str, fid: int, *, if_version: int | None = None) -> Feature:
+        current = self._load(layer_id, fid, if_version)
+        t = self.store.table(layer_id)
+        self.conn.execute(t.delete().where(t.c.id == fid))
+        self._history([self._history_row(layer_id, fid, current.version + 1, "delete",
+                                         snapshot(current.props, current.geometry), None)])
+        ch = self._change(layer_id, "delete")
+        ch.ids.append(fid)
+        ch.old_geoms.append(current.geometry)
+        return current
+
+    # -- many features -----------------------------------------------------------------------
+    def write_many(self, layer_id: str, rows, *, mode: str = "append", src_file: str | None = None,
+                   src_crs: str | None = None, extras: list[dict | None] | None = None) -> dict[str, int]:
+        """Write already-validated ``(props, geom)`` rows.
+
+        ``append`` inserts all; ``upsert`` updates rows whose code (the layer's code_field, else
+        obj_code) exists and inserts the rest; ``replace`` deletes the layer's rows first.
+        Returns counts {"inserted", "updated", "deleted"}.
+        """
+        if mode not in ("append", "upsert", "replace"):
+            raise ValueError(f"mode must be append, upsert or replace, not {mode!r}")
+        layer = self.store.layer(layer_id)
+        t = self.store.table(layer_id)
+        rows = list(rows)
+        extras = extras or [None] * len(rows)
+        counts = {"inserted": 0, "updated": 0, "deleted": 0}
+        if mode == "replace":
+            counts["deleted"] = self._delete_all(layer_id)
+        to_insert: list[tuple[dict, Any, dict | None]] = []
+        key = layer.code_field or ("obj_code" if layer.identifier else None)
+        existing: dict[str, Feature] = {}
+        if mode == "upsert" and key:
+            codes = [p.get(key) for p, _ in rows if p.get(key)]
+            for i in range(0, len(codes), CHUNK):
+                stmt = sa.select(*self.store.select_columns(layer_id)).where(t.c[key].in_(codes[i:i + CHUNK]))
+                for f in self.store.rows_to_features(layer_id, self.conn.execute(stmt)):
+                    existing[f.props[key]] = f
+        for (props, geom), extra in zip(rows, extras, strict=True):
+            current = existing.get(props.get(key)) if key else None
+            if current is not None:
+                self._update(layer, current, props, geom)
+                counts["updated"] += 1
+            else:
+                to_insert.append((props, geom, extra))
+        for i in range(0, len(to_insert), CHUNK):
+            counts["inserted"] += self._insert_chunk(layer, to_insert[i:i + CHUNK], src_file, src_crs)
+        return counts
+
+    def _delete_all(self, layer_id: str) -> int:
+        t = self.store.table(layer_id)
+        old = self.store.rows_to_features(layer_id, self.conn.execute(sa.select(*self.store.select_columns(layer_id))))
+        self.conn.execute(t.delete())
+        self._history([self._history_row(layer_id, f.id, f.version + 1, "delete",
+                                         snapshot(f.props, f.geometry), None) for f in old])
+        ch = self._change(layer_id, "delete")
+        ch.ids += [f.id for f in old]
+        ch.old_geoms += [f.geometry for f in old]
+        return len(old)
+
+    def _insert_chunk(self, layer: LayerSpec, chunk: list[tuple[dict, Any, dict | None]],
+                      src_file: str | None, src_crs: str | None) -> int:
+        t = self.store.table(layer.id)
+        for props, geom, _ in chunk:
+            self._fill_admin_code(layer, props, geom)
+            self._enrich(layer, props, geom)
+        self.assign_codes(layer, [(p, g) for p, g, _ in chunk])
+        names = [f.name for f in layer.all_fields]
+        params = []
+        for props, geom, extra in chunk:
+            row = {n: props.get(n) for n in names}
+            row.update(version=1, created_at=self.now, created_by=self.actor, updated_at=self.now,
+                       updated_by=self.actor, batch_id=self.batch_id, src_file=src_file, src_crs=src_crs,
+                       extra=extra, geom_wkb=shapely.to_wkb(geom, flavor="iso"))
+            params.append(row)
+        stmt = t.insert().values(geom=func.ST_GeomFromWKB(sa.bindparam("geom_wkb", type_=sa.LargeBinary),
+                                                          schema.SRID))
+        try:
+            ids = self.conn.execute(stmt.returning(t.c.id, sort_by_parameter_order=True), params).scalars().all()
+        except sa.exc.IntegrityError as exc:
+            raise ConflictError(f"{layer.title}: duplicate code in the batch ({exc.orig})") from exc
+        self._history([self._history_row(layer.id, fid, 1, "insert", None, snapshot(p, g))
+                       for fid, (p, g, _) in zip(ids, chunk, strict=True)])
+        ch = self._change(layer.id, "insert")
+        ch.ids += ids
+        ch.new_geoms += [g for _, g, _ in chunk]
+        return len(ids)
