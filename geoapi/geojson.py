@@ -1,0 +1,54 @@
+"""GeoJSON in and out: features to dicts, request bodies to shapely geometries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import shapely
+from shapely.geometry import mapping, shape
+
+from geoapi.errors import ValidationFailedError
+from geoapi.storage.model import Feature
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def feature_to_geojson(f: Feature, *, properties: list[str] | None = None, system: bool = True) -> dict:
+    props = {k: _plain(v) for k, v in f.props.items() if properties is None or k in properties}
+    if system:
+        props["version"] = f.version
+        props["updated_at"] = _plain(f.meta.get("updated_at"))
+    return {"type": "Feature", "id": f.id, "geometry": mapping(f.geometry), "properties": props}
+
+
+def parse_feature(body: Any, *, geometry_required: bool = True) -> tuple[dict[str, Any], Any]:
+    """A GeoJSON Feature body → (properties, shapely geometry | None); 422 naming the problem."""
+    if not isinstance(body, dict):
+        raise ValidationFailedError("the body must be a GeoJSON Feature object",
+                                    [{"field": "body", "message": "not a JSON object"}])
+    if body.get("type") not in ("Feature", None):
+        raise ValidationFailedError(f"expected a GeoJSON Feature, got type {body.get('type')!r}",
+                                    [{"field": "type", "message": "must be 'Feature'"}])
+    props = body.get("properties") or {}
+    if not isinstance(props, dict):
+        raise ValidationFailedError("properties must be an object", [{"field": "properties", "message": "not an object"}])
+    geom_json = body.get("geometry")
+    if geom_json is None:
+        if geometry_required:
+            raise ValidationFailedError("the feature has no geometry", [{"field": "geometry", "message": "required"}])
+        return props, None
+    try:
+        geom = shape(geom_json)
+    except Exception as exc:  # shapely raises several types for malformed input
+        raise ValidationFailedError(f"malformed GeoJSON geometry: {exc}",
+                                    [{"field": "geometry", "message": f"malformed: {exc}"}]) from exc
+    coords = shapely.get_coordinates(geom)
+    if coords.size and ((abs(coords[:, 0]) > 180).any() or (abs(coords[:, 1]) > 90).any()):
+        raise ValidationFailedError("coordinates out of range: longitude must be within ±180 and latitude ±90",
+                                    [{"field": "geometry", "message": "coordinates out of range"}])
+    return props, geom
