@@ -49,6 +49,8 @@ def parse_feature(body: Any, *, geometry_required: bool = True) -> tuple[dict[st
                                     [{"field": "geometry", "message": f"malformed: {exc}"}]) from exc
     coords = shapely.get_coordinates(geom)
     if coords.size and ((abs(coords[:, 0]) > 180).any() or (abs(coords[:, 1]) > 90).any()):
-        raise ValidationFailedError("coordinates out of range: longitude must be within ±180 and latitude ±90",
-                                    [{"field": "geometry", "message": "coordinates out of range"}])
+        swapped = (abs(coords[:, 1]) <= 180).all() and (abs(coords[:, 0]) <= 90).all()
+        message = "coordinates out of range: longitude must be within ±180 and latitude ±90" + (
+            "; longitude and latitude look swapped (GeoJSON order is [lon, lat])" if swapped else "")
+        raise ValidationFailedError(message, [{"field": "geometry", "message": message}])
     return props, geom

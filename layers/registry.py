@@ -90,9 +90,12 @@ def load_registry(site_dir: Path | None = None, builtin_dir: Path = BUILTIN_DIR)
     for d in dirs:
         if not d.is_dir():
             raise LayerFileError(d, ["layers directory does not exist"])
+        seen_here: dict[str, str | None] = {}
         for path in sorted(d.glob("*.toml")):
             spec = read_layer_file(path)
-            if spec.id in layers and d == builtin_dir:
-                raise LayerFileError(path, [f"id: {spec.id!r} is already declared by {layers[spec.id].source}"])
+            # Two files of one directory with the same id is a mistake, not an override.
+            if spec.id in seen_here:
+                raise LayerFileError(path, [f"id: {spec.id!r} is already declared by {seen_here[spec.id]}"])
+            seen_here[spec.id] = spec.source
             layers[spec.id] = spec
     return LayerRegistry(list(layers.values()))

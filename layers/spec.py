@@ -51,9 +51,28 @@ class FieldSpec(_Strict):
             raise ValueError(f"field {self.name!r}: min/max only apply to int and float")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"field {self.name!r}: min {self.min} > max {self.max}")
-        if self.default is not None and self.type == "enum" and self.default not in self.values:
-            raise ValueError(f"field {self.name!r}: default {self.default!r} is not one of its values")
+        if len(set(self.values)) != len(self.values):
+            raise ValueError(f"field {self.name!r}: duplicate entries in 'values'")
+        if self.max_length is not None and self.type != "text":
+            raise ValueError(f"field {self.name!r}: max_length only applies to text")
+        self._check_default()
         return self
+
+    def _check_default(self) -> None:
+        d = self.default
+        if d is None:
+            return
+        if self.type == "enum" and d not in self.values:
+            raise ValueError(f"field {self.name!r}: default {d!r} is not one of its values")
+        if self.type == "enum_list" and not (isinstance(d, list | tuple) and set(d) <= set(self.values)):
+            raise ValueError(f"field {self.name!r}: default {d!r} must be a list of its values")
+        if self.type in ("int", "float"):
+            if isinstance(d, bool) or not isinstance(d, int | float) or (self.type == "int" and d != int(d)):
+                raise ValueError(f"field {self.name!r}: default {d!r} is not a {self.type}")
+            if (self.min is not None and d < self.min) or (self.max is not None and d > self.max):
+                raise ValueError(f"field {self.name!r}: default {d} is outside {self.min}–{self.max}")
+        if self.type == "bool" and not isinstance(d, bool):
+            raise ValueError(f"field {self.name!r}: default {d!r} is not true/false")
 
 
 class IdentifierSpec(_Strict):
@@ -95,6 +114,9 @@ class StatusSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> StatusSpec:
+        # An empty vocabulary would only fail later, when the status column is derived.
+        if not self.values or len(set(self.values)) != len(self.values):
+            raise ValueError("status.values must list at least one value, without duplicates")
         if self.default is not None and self.default not in self.values:
             raise ValueError(f"status default {self.default!r} is not one of {list(self.values)}")
         return self
@@ -153,6 +175,9 @@ class LayerSpec(_Strict):
     code_field: str | None = Field(
         default=None, description="the layer's own business key used for upserts, e.g. grid_code"
     )
+    required_common: tuple[str, ...] = Field(
+        default=(), description="common columns this layer requires, e.g. grid_code for unit grids"
+    )
     source: str | None = Field(default=None, description="the file it was read from (set by the loader)")
 
     @model_validator(mode="after")
@@ -170,6 +195,11 @@ class LayerSpec(_Strict):
                 raise ValueError(f"tiles.properties names unknown field {p!r}")
         if self.style.color_by and self.style.color_by not in known:
             raise ValueError(f"style.color_by names unknown field {self.style.color_by!r}")
+        if self.style.label_field and self.style.label_field not in known:
+            raise ValueError(f"style.label_field names unknown field {self.style.label_field!r}")
+        unknown_common = set(self.required_common) - COMMON_NAMES
+        if unknown_common:
+            raise ValueError(f"required_common names non-common fields {sorted(unknown_common)}")
         if self.identifier and self.identifier.subclass_field:
             f = next((f for f in self.fields if f.name == self.identifier.subclass_field), None)
             if f is None:
@@ -179,13 +209,28 @@ class LayerSpec(_Strict):
                 raise ValueError(f"identifier.subclass_map keys {sorted(missing)} are not values of {f.name!r}")
         if self.code_field and self.code_field not in known:
             raise ValueError(f"code_field names unknown field {self.code_field!r}")
+        self._check_colour_keys()
         return self
+
+    def _check_colour_keys(self) -> None:
+        """A colour keyed by a value the colour field can never take is a typo."""
+        by = self.style.color_by
+        f = next((f for f in self.all_fields if f.name == by), None) if by else None
+        if f is None or f.type not in ("enum", "enum_list"):
+            return
+        stray = set(self.style.colors) - set(f.values)
+        if stray:
+            raise ValueError(f"style.colors keys {sorted(stray)} are not values of {by!r}")
 
     # -- derived views -------------------------------------------------------------------
     @property
     def all_fields(self) -> tuple[FieldSpec, ...]:
         """Common columns (with this layer's status vocabulary) followed by the layer's own."""
-        return (*common_fields(self.status), *self.fields)
+        common = common_fields(self.status)
+        if self.required_common:
+            common = tuple(f.model_copy(update={"required": True}) if f.name in self.required_common else f
+                           for f in common)
+        return (*common, *self.fields)
 
     def field(self, name: str) -> FieldSpec | None:
         return next((f for f in self.all_fields if f.name == name), None)

@@ -29,7 +29,9 @@ class FieldProblem:
 
 def coerce_value(spec: FieldSpec, value: Any) -> tuple[Any, str | None]:
     """Convert one value to the field's type; (value, None) or (None, reason)."""
-    if value is None or (isinstance(value, str) and value.strip() == "" and spec.type != "text"):
+    # Blank DBF/CSV cells mean "no value" for every type, text included, so a blank
+    # required field is reported as missing instead of slipping through as "".
+    if value is None or (isinstance(value, str) and value.strip() == ""):
         return None, None
     t = spec.type
     try:
@@ -41,10 +43,15 @@ def coerce_value(spec: FieldSpec, value: Any) -> tuple[Any, str | None]:
         if t == "int":
             if isinstance(value, bool):
                 return None, "expected an integer"
-            f = float(value)
-            if not f.is_integer():
-                return None, f"expected an integer, got {value!r}"
-            v = int(f)
+            if isinstance(value, int):
+                v = value  # no float round trip: it would corrupt integers above 2**53
+            else:
+                f = float(value)
+                if f != f:  # NaN: how readers hand over an empty numeric DBF cell
+                    return None, None
+                if not f.is_integer():
+                    return None, f"expected an integer, got {value!r}"
+                v = int(f)
         elif t == "float":
             if isinstance(value, bool):
                 return None, "expected a number"
@@ -54,6 +61,8 @@ def coerce_value(spec: FieldSpec, value: Any) -> tuple[Any, str | None]:
         elif t == "bool":
             if isinstance(value, bool):
                 return value, None
+            if isinstance(value, int | float) and value in (0, 1):  # DBF numeric flags: 1.0 / 0.0
+                return bool(value), None
             s = str(value).strip().lower()
             if s in ("1", "true", "t", "yes", "y", "是", "有"):
                 return True, None
@@ -65,10 +74,7 @@ def coerce_value(spec: FieldSpec, value: Any) -> tuple[Any, str | None]:
                 return value.date(), None
             if isinstance(value, dt.date):
                 return value, None
-            s = str(value).strip().replace("/", "-").replace(".", "-")
-            if len(s) == 8 and s.isdigit():
-                s = f"{s[:4]}-{s[4:6]}-{s[6:]}"
-            return dt.date.fromisoformat(s[:10]), None
+            return _parse_date(str(value)), None
         elif t == "datetime":
             if isinstance(value, dt.datetime):
                 return value, None
@@ -98,6 +104,19 @@ def coerce_value(spec: FieldSpec, value: Any) -> tuple[Any, str | None]:
     return v, None
 
 
+def _parse_date(text: str) -> dt.date:
+    """Survey dates come as 2021-05-01, 2021/5/1, 2021.5.1, 20210501 or 2021年5月1日."""
+    s = text.strip()
+    if len(s) == 8 and s.isdigit():
+        return dt.date(int(s[:4]), int(s[4:6]), int(s[6:]))
+    s = s.replace("年", "-").replace("月", "-").replace("日", "").replace("/", "-").replace(".", "-")
+    head = s.split("T")[0].split(" ")[0]
+    parts = head.split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(text)
+    return dt.date(int(parts[0]), int(parts[1]), int(parts[2]))
+
+
 def validate_properties(
     layer: LayerSpec, props: dict[str, Any], *, partial: bool = False
 ) -> tuple[dict[str, Any], list[FieldProblem]]:
@@ -122,8 +141,10 @@ def validate_properties(
         else:
             clean[name] = v
     if not partial:
+        bad = {p.field for p in problems}
         for spec in fields.values():
-            if clean.get(spec.name) is None:
+            # A field that failed keeps its error: a default would hide the bad input.
+            if spec.name not in bad and clean.get(spec.name) is None:
                 if spec.default is not None:
                     clean[spec.name] = spec.default
                 elif spec.required:

@@ -6,6 +6,7 @@ builds (pyenv, macOS system Python) cannot, in which case the ``pysqlite3`` whee
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -42,7 +43,23 @@ def sqlite_module() -> ModuleType:
     return pysqlite
 
 
+def preload_native_wheels() -> None:
+    """Load the wheels' own PROJ/GEOS/GDAL before SpatiaLite.
+
+    SQLite dlopens extensions with RTLD_GLOBAL, which puts the *system* PROJ, GEOS and SQLite
+    symbols (mod_spatialite's dependencies) in the global scope. A wheel that bundles those
+    libraries (pyproj, shapely, pyogrio, rasterio) and is loaded afterwards then binds to the
+    system copies and crashes (segfault or a double free at exit). Loaded first, each binds to
+    its own. tests/storage/test_native_libs.py guards this.
+    """
+    import pyogrio  # noqa: F401
+    import pyproj  # noqa: F401
+    import rasterio  # noqa: F401
+    import shapely  # noqa: F401
+
+
 def load_spatialite(dbapi_conn) -> None:
+    preload_native_wheels()
     dbapi_conn.enable_load_extension(True)
     candidates = [os.environ["GEOAPI_SPATIALITE_PATH"]] if os.environ.get("GEOAPI_SPATIALITE_PATH") else []
     errors = []
@@ -60,6 +77,11 @@ def load_spatialite(dbapi_conn) -> None:
     dbapi_conn.enable_load_extension(False)
 
 
+def dump_json(value) -> str:
+    """JSON as stored: Chinese kept as characters, so values are readable and LIKE-searchable."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def make_engine(url: str) -> tuple[Engine, str]:
     """Return the engine and its dialect name: ``"spatialite"`` or ``"postgis"``."""
     parsed = make_url(url)
@@ -69,12 +91,13 @@ def make_engine(url: str) -> tuple[Engine, str]:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             pool_args = {"pool_size": 8, "max_overflow": 8}
         engine = create_engine(
-            url, module=sqlite_module(), connect_args={"check_same_thread": False, "timeout": 30}, **pool_args
+            url, module=sqlite_module(), connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=dump_json, **pool_args
         )
         _setup_spatialite(engine)
         return engine, "spatialite"
     if parsed.get_backend_name() == "postgresql":
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_recycle=1800,
+        engine = create_engine(url, pool_pre_ping=True, json_serializer=dump_json, pool_size=10, max_overflow=10, pool_recycle=1800,
                                connect_args={"connect_timeout": 5})
         return engine, "postgis"
     raise ValueError(f"unsupported database URL {url!r}: use a sqlite:/// path or postgresql://")

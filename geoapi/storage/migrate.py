@@ -31,6 +31,8 @@ def alembic_config(conn: sa.Connection) -> Config:
 
 
 def upgrade(store: Store) -> list[str]:
+    import geoapi.storage.tilesql  # noqa: F401  (registers its POST_UPGRADE hook: change triggers)
+
     done: list[str] = []
     with store.engine.connect().execution_options(geoapi_write=True) as conn:
         with conn.begin():

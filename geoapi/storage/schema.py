@@ -61,6 +61,73 @@ import_batches = sa.Table(
     sa.Column("rolled_back_at", sa.DateTime(timezone=True)),
 )
 
+# Telemetry and alarms (revision 0002). Big ids on PostGIS; SQLite needs INTEGER for rowid keys.
+_BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+telemetry = sa.Table(
+    "telemetry", metadata,
+    sa.Column("id", _BIGID, primary_key=True, autoincrement=True),
+    sa.Column("device_key", sa.String(64), nullable=False),  # IMEI / platform device id / gauge id
+    sa.Column("msg_id", sa.String(100), nullable=False),  # platform id, or derived from time + readings
+    sa.Column("layer", sa.String(40)),
+    sa.Column("feature_id", sa.Integer),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),  # device time
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),  # http | ctwing | onenet | mqtt
+    sa.Column("tilt_deg", sa.Float),
+    sa.Column("cover_state", sa.String(10)),
+    sa.Column("water_level_m", sa.Float),
+    sa.Column("water_state", sa.String(10)),
+    sa.Column("depth_cm", sa.Float),
+    sa.Column("gas_lel_pct", sa.Float),
+    sa.Column("battery_pct", sa.Float),
+    sa.Column("voltage_v", sa.Float),
+    sa.Column("rsrp_dbm", sa.Float),
+    sa.Column("snr", sa.Float),
+    sa.Column("csq", sa.Float),
+    sa.Column("temp_c", sa.Float),
+    sa.Column("flags", sa.JSON),  # vibration / displaced / tamper / smoke / status codes
+    sa.Column("raw", sa.JSON),
+    sa.Index("ux_telemetry_msg", "msg_id", "device_key", unique=True),
+    sa.Index("ix_telemetry_device_ts", "device_key", "ts"),
+)
+
+alarms = sa.Table(
+    "alarms", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("type", sa.String(40), nullable=False),  # COVER_OPEN, PONDING_WARN … (DOMAIN.md §10)
+    sa.Column("level", sa.String(10), nullable=False),  # 提示 | 预警 | 报警 | 紧急 | 信息
+    sa.Column("state", sa.String(20), nullable=False),  # open | acknowledged | cleared | resolved
+    sa.Column("layer", sa.String(40), nullable=False),
+    sa.Column("feature_id", sa.Integer, nullable=False),
+    sa.Column("device_key", sa.String(64), nullable=False),
+    sa.Column("admin_code", sa.String(6)),
+    sa.Column("message", sa.String(300)),
+    sa.Column("value", sa.JSON),  # the reading that raised it
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("condition_cleared_at", sa.DateTime(timezone=True)),
+    sa.Column("acked_at", sa.DateTime(timezone=True)),
+    sa.Column("acked_by", sa.String(100)),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("closed_by", sa.String(100)),
+    sa.Column("note", sa.String(1000)),
+    sa.Index("ix_alarms_state", "state", "type"),
+    sa.Index("ix_alarms_feature", "layer", "feature_id"),
+    sa.Index("ix_alarms_raised", "raised_at"),
+)
+
+alarm_events = sa.Table(
+    "alarm_events", metadata,
+    sa.Column("id", _BIGID, primary_key=True, autoincrement=True),
+    sa.Column("alarm_id", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),  # raised | acknowledged | cleared | resolved …
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("note", sa.String(1000)),
+    sa.Column("detail", sa.JSON),
+    sa.Index("ix_alarm_events_alarm", "alarm_id"),
+)
+
 CORE_TABLES = frozenset(metadata.tables)
 
 _TYPES = {
@@ -82,7 +149,9 @@ def column_type(field: FieldSpec) -> sa.types.TypeEngine:
 
 
 def geometry_type(layer: LayerSpec) -> Geometry:
-    return Geometry(geometry_type=layer.geometry.upper(), srid=SRID, dimension=3 if layer.has_z else 2,
+    # geoalchemy2 takes the Z from the type name ("LINESTRINGZ"), not from `dimension` alone.
+    return Geometry(geometry_type=layer.geometry.upper() + ("Z" if layer.has_z else ""), srid=SRID,
+                    dimension=3 if layer.has_z else 2,
                     spatial_index=True, nullable=False)
 
 

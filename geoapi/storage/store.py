@@ -199,6 +199,10 @@ class Store:
             with self.engine.connect().execution_options(geoapi_write=True) as conn:
                 writer = Writer(self, conn, actor=actor, batch_id=batch_id)
                 with conn.begin():
+                    if self.dialect == "postgis":
+                        # Our own writes announce their changes after commit; the NOTIFY trigger
+                        # is for direct SQL edits only (geoapi.storage.tilesql).
+                        conn.exec_driver_sql("SET LOCAL geoapi.origin = 'store'")
                     yield writer
         except sa.exc.DBAPIError as exc:
             if dx.is_unavailable(exc):

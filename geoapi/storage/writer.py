@@ -325,7 +325,7 @@ class Writer:
         try:
             ids = self.conn.execute(stmt.returning(t.c.id, sort_by_parameter_order=True), params).scalars().all()
         except sa.exc.IntegrityError as exc:
-            raise ConflictError(f"{layer.title}: duplicate code in the batch ({exc.orig})") from exc
+            raise ConflictError(f"{layer.title}: the database refused the batch ({exc.orig})") from exc
         self._history([self._history_row(layer.id, fid, 1, "insert", None, snapshot(p, g))
                        for fid, (p, g, _) in zip(ids, chunk, strict=True)])
         ch = self._change(layer.id, "insert")

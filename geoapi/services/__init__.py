@@ -1,0 +1,1 @@
+"""Framework-free operations the API and the CLI share."""

@@ -1,0 +1,335 @@
+"""The database side of vector tiles.
+
+PostGIS makes the whole tile in SQL — ``ST_AsMVT(ST_AsMVTGeom(...))`` per layer, the layers of
+a composite joined with ``||`` in one statement, candidates found with ``&&`` on the GiST
+index. SpatiaLite finds candidates through its R*Tree (``SpatialIndex``) and hands WKB to the
+in-process encoder (tiles.mvt). Low zooms of point layers are aggregated into grid cells on
+both (tiles.aggregate). Both produce the same decoded tiles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from sqlalchemy import func
+
+from geoapi.storage.migrate import POST_UPGRADE
+from geoapi.storage.model import FeatureQuery
+from layers.spec import FieldSpec, LayerSpec
+from tiles.aggregate import CELLS, aggregate_points, is_aggregated
+from tiles.filters import LayerFilter
+from tiles.grid import BUFFER, EXTENT, TileId, lonlat_bounds, mercator_bounds, to_mercator
+from tiles.mvt import TileLayer, encode, quantize
+
+if TYPE_CHECKING:
+    from geoapi.storage.store import Store
+
+log = logging.getLogger(__name__)
+EARTH_RADIUS = 6378137.0
+SRID = 4490
+
+
+def render_tile(store: Store, layers: list[LayerSpec], tile: TileId, filters: Mapping[str, LayerFilter]) -> bytes:
+    """The MVT bytes of ``layers`` at ``tile`` (b"" when empty)."""
+    if store.dialect == "postgis":
+        return _postgis_tile(store, layers, tile, filters)
+    return _spatialite_tile(store, layers, tile, filters)
+
+
+def _conditions(store: Store, layer: LayerSpec, f: LayerFilter | None) -> list:
+    if not f:
+        return []
+    q = FeatureQuery(filters={p.field: list(p.values) for p in f.properties}, updated_since=f.updated_since,
+                     count=False)
+    return store.where(layer.id, q)
+
+
+# -- PostGIS ---------------------------------------------------------------------------------
+def _postgis_tile(store: Store, layers: list[LayerSpec], tile: TileId, filters: Mapping[str, LayerFilter]) -> bytes:
+    parts = [func.coalesce(_postgis_layer(store, layer, tile, filters.get(layer.id), i).scalar_subquery(),
+                           sa.literal(b"", sa.LargeBinary))
+             for i, layer in enumerate(layers)]
+    expr = parts[0]
+    for p in parts[1:]:
+        expr = expr.op("||")(p)
+    with store.read() as conn, conn.begin():
+        # On 2 cores a parallel plan costs more than it saves on one tile (bench/README).
+        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+        data = conn.execute(sa.select(expr)).scalar()
+    return bytes(data or b"")
+
+
+def _index_envelope(tile: TileId, buffer: int):
+    return func.ST_MakeEnvelope(*lonlat_bounds(tile, buffer), SRID)
+
+
+def _postgis_layer(store: Store, layer: LayerSpec, tile: TileId, f: LayerFilter | None, i: int) -> sa.Select:
+    t = store.table(layer.id)
+    env = func.ST_TileEnvelope(tile.z, tile.x, tile.y)
+    conds = [t.c.geom.op("&&")(_index_envelope(tile, 0 if is_aggregated(layer, tile.z) else BUFFER)),
+             *_conditions(store, layer, f)]
+    if is_aggregated(layer, tile.z):
+        inner = _postgis_cells(t, layer, tile, env, conds).subquery(f"q{i}")
+    else:
+        geom = func.ST_AsMVTGeom(func.ST_Transform(t.c.geom, 3857), env, EXTENT, BUFFER, True)
+        props = [_pg_property(t, layer.field(n)) for n in layer.tiles.properties if n != "id"]
+        inner = sa.select(t.c.id.label("fid"), geom.label("geom"), t.c.id.label("id"), *props).where(*conds)
+        inner = inner.subquery(f"q{i}")
+    return (sa.select(func.ST_AsMVT(sa.literal_column(f"q{i}"), layer.id, EXTENT, "geom", "fid"))
+            .select_from(inner).where(inner.c.geom.is_not(None)))
+
+
+def _postgis_cells(t: sa.Table, layer: LayerSpec, tile: TileId, env, conds: list) -> sa.Select:
+    """Grid-cell counts in SQL; Mercator by formula (cheaper than ST_Transform per point)."""
+    minx, _, maxx, maxy = mercator_bounds(tile)
+    cell = (maxx - minx) / CELLS
+    g = t.c.geom if layer.geometry == "Point" else func.ST_Centroid(t.c.geom)
+    mx = func.radians(func.ST_X(g)) * EARTH_RADIUS
+    my = func.ln(func.tan(func.pi() / 4 + func.radians(func.ST_Y(g)) / 2)) * EARTH_RADIUS
+    c = sa.select(sa.cast(func.floor((mx - minx) / cell), sa.Integer).label("cx"),
+                  sa.cast(func.floor((maxy - my) / cell), sa.Integer).label("cy"),
+                  t.c.status).where(*conds).subquery("c")
+    centre = func.ST_SetSRID(func.ST_MakePoint(minx + (c.c.cx + 0.5) * cell, maxy - (c.c.cy + 0.5) * cell), 3857)
+    counts = [func.count().filter(c.c.status == v).label(f"count_{v}") for v in layer.status.values]
+    return (sa.select((c.c.cy * CELLS + c.c.cx + 1).label("fid"),
+                      func.ST_AsMVTGeom(centre, env, EXTENT, BUFFER, True).label("geom"),
+                      func.count().label("count"), *counts)
+            .where(c.c.cx.between(0, CELLS - 1), c.c.cy.between(0, CELLS - 1))
+            .group_by(c.c.cx, c.c.cy))
+
+
+def _pg_property(t: sa.Table, field: FieldSpec | None):
+    """A tile property as MVT can carry it: scalars as they are, lists comma-joined, dates ISO."""
+    col = t.c[field.name]
+    if field.type == "enum_list":
+        # SQLAlchemy writes Python None as JSON null, a scalar json_array_elements refuses
+        array = sa.case((func.json_typeof(col) == "array", col))
+        v = sa.select(func.string_agg(sa.literal_column("v"), ",")).select_from(
+            func.json_array_elements_text(array).alias("v")).scalar_subquery()
+        return v.label(field.name)
+    if field.type == "json":
+        return sa.cast(col, sa.Text).label(field.name)
+    if field.type == "date":
+        return func.to_char(col, "YYYY-MM-DD").label(field.name)
+    if field.type == "datetime":
+        return func.to_char(func.timezone("UTC", col), 'YYYY-MM-DD"T"HH24:MI:SS"Z"').label(field.name)
+    return col.label(field.name)
+
+
+# -- SpatiaLite ------------------------------------------------------------------------------
+def _spatialite_tile(store: Store, layers: list[LayerSpec], tile: TileId,
+                     filters: Mapping[str, LayerFilter]) -> bytes:
+    out = []
+    with store.read() as conn:
+        for layer in layers:
+            if is_aggregated(layer, tile.z):
+                out.append(_spatialite_cells(store, conn, layer, tile, filters.get(layer.id)))
+            else:
+                out.append(_spatialite_features(store, conn, layer, tile, filters.get(layer.id)))
+    return encode(out)
+
+
+def _rowids(table: sa.Table, tile: TileId, buffer: int):
+    x0, y0, x1, y1 = lonlat_bounds(tile, buffer)
+    return sa.text(
+        "SELECT rowid FROM SpatialIndex WHERE f_table_name = :tile_table AND f_geometry_column = 'geom' "
+        "AND search_frame = BuildMbr(:tile_x0, :tile_y0, :tile_x1, :tile_y1, 4490)"
+    ).bindparams(tile_table=table.name, tile_x0=x0, tile_y0=y0, tile_x1=x1, tile_y1=y1)
+
+
+def _spatialite_features(store: Store, conn: sa.Connection, layer: LayerSpec, tile: TileId,
+                         f: LayerFilter | None) -> TileLayer:
+    t = store.table(layer.id)
+    fields = [layer.field(n) for n in layer.tiles.properties if n != "id"]
+    stmt = (sa.select(t.c.id, func.ST_AsBinary(t.c.geom).label("wkb"), *[t.c[fs.name] for fs in fields])
+            .where(t.c.id.in_(_rowids(t, tile, BUFFER)), *_conditions(store, layer, f)))
+    rows = conn.execute(stmt).all()
+    if not rows:
+        return TileLayer(layer.id, np.empty(0, dtype=object), np.empty(0, dtype=np.int64))
+    geoms = to_mercator(shapely.from_wkb([bytes(r.wkb) for r in rows]))
+    kept, keep = quantize(tile, geoms)
+    idx = np.flatnonzero(keep)
+    props = [{"id": rows[i].id, **{fs.name: _py_property(fs, rows[i]._mapping[fs.name]) for fs in fields}}
+             for i in idx]
+    return TileLayer(layer.id, kept, np.array([rows[i].id for i in idx], dtype=np.int64), props)
+
+
+def _spatialite_cells(store: Store, conn: sa.Connection, layer: LayerSpec, tile: TileId,
+                      f: LayerFilter | None) -> TileLayer:
+    t = store.table(layer.id)
+    g = t.c.geom if layer.geometry == "Point" else func.ST_Centroid(t.c.geom)
+    stmt = (sa.select(func.ST_X(g), func.ST_Y(g), t.c.status)
+            .where(t.c.id.in_(_rowids(t, tile, 0)), *_conditions(store, layer, f)))
+    rows = conn.execute(stmt).all()
+    lon = np.array([r[0] for r in rows], dtype=float)
+    lat = np.array([r[1] for r in rows], dtype=float)
+    return aggregate_points(tile, layer, lon, lat, [r[2] for r in rows])
+
+
+def _py_property(field: FieldSpec, value: Any) -> Any:
+    """The same normalisation as _pg_property, for values read through SQLAlchemy."""
+    if value is None:
+        return None
+    if field.type == "enum_list":
+        return ",".join(value) if value else None
+    if field.type == "json":
+        return json.dumps(value)
+    if field.type == "datetime" and isinstance(value, dt.datetime):
+        utc = value.astimezone(dt.UTC) if value.tzinfo else value
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+# -- PostGIS direct edits: triggers + LISTEN -------------------------------------------------
+CHANNEL = "geoapi_changes"
+# The Store sets this in its write transactions so the trigger stays quiet for writes the
+# store announces itself (with exact geometries); anything else — psql, QGIS, ETL — notifies.
+STORE_ORIGIN_SQL = "SET LOCAL geoapi.origin = 'store'"
+
+_FUNCTIONS = r"""
+CREATE OR REPLACE FUNCTION geoapi_change_payload(layer text, op text, ids bigint[], geoms geometry[])
+RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT json_build_object(
+    'layer', layer, 'op', op, 'ids', ids[1:100], 'count', cardinality(ids),
+    'boxes', CASE WHEN cardinality(geoms) <= 50 THEN
+        (SELECT json_agg(json_build_array(ST_XMin(g), ST_YMin(g), ST_XMax(g), ST_YMax(g)))
+           FROM unnest(geoms) g WHERE g IS NOT NULL)
+      ELSE
+        (SELECT json_build_array(json_build_array(ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)))
+           FROM (SELECT ST_Extent(g) e FROM unnest(geoms) g) s)
+      END)::text
+$$;
+
+CREATE OR REPLACE FUNCTION geoapi_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE payload text;
+BEGIN
+  IF coalesce(current_setting('geoapi.origin', true), '') = 'store' THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    payload := geoapi_change_payload(TG_ARGV[0], 'insert', ARRAY(SELECT id::bigint FROM new_rows),
+                                     ARRAY(SELECT geom FROM new_rows));
+  ELSIF TG_OP = 'DELETE' THEN
+    payload := geoapi_change_payload(TG_ARGV[0], 'delete', ARRAY(SELECT id::bigint FROM old_rows),
+                                     ARRAY(SELECT geom FROM old_rows));
+  ELSIF TG_OP = 'UPDATE' THEN
+    payload := geoapi_change_payload(TG_ARGV[0], 'update', ARRAY(SELECT id::bigint FROM new_rows),
+                                     ARRAY(SELECT geom FROM old_rows UNION ALL SELECT geom FROM new_rows));
+  ELSE  -- TRUNCATE: no rows to name; the whole layer
+    payload := json_build_object('layer', TG_ARGV[0], 'op', 'truncate', 'ids', '[]'::json,
+                                 'count', 0, 'boxes', NULL)::text;
+  END IF;
+  IF payload::json->>'op' = 'truncate' OR (payload::json->>'count')::int > 0 THEN
+    PERFORM pg_notify('geoapi_changes', payload);
+  END IF;
+  RETURN NULL;
+END $$;
+"""
+
+_TRIGGERS = (
+    ("ins", "AFTER INSERT", "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"),
+    ("upd", "AFTER UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"),
+    ("del", "AFTER DELETE", "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT"),
+    ("trunc", "AFTER TRUNCATE", "FOR EACH STATEMENT"),
+)
+
+
+def install_change_triggers(conn: sa.Connection, store: Store) -> list[str]:
+    """Create (or replace) the change-notify triggers on every layer table (PostGIS only).
+
+    Statement-level with transition tables: one notification per statement, not per row, so a
+    bulk load is not slowed row by row.
+    """
+    if store.dialect != "postgis":
+        return []
+    conn.exec_driver_sql(_FUNCTIONS)
+    for layer in store.registry:
+        table = store.table(layer.id).name
+        for suffix, event, clause in _TRIGGERS:
+            name = f"geoapi_notify_{suffix}"
+            conn.exec_driver_sql(f'DROP TRIGGER IF EXISTS {name} ON "{table}"')
+            conn.exec_driver_sql(f'CREATE TRIGGER {name} {event} ON "{table}" {clause} '
+                                 f"EXECUTE FUNCTION geoapi_notify_change('{layer.id}')")
+    return [f"change-notify triggers on {len(store.registry)} layer tables"]
+
+
+@dataclass
+class DirectChange:
+    """A change announced by the database trigger: bounding boxes stand in for geometries."""
+
+    layer: str
+    ids: list[int]
+    old_geoms: list[Any]
+    new_geoms: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def from_payload(cls, payload: str) -> DirectChange:
+        data = json.loads(payload)
+        boxes = [shapely.box(*b) for b in (data.get("boxes") or [])]
+        return cls(layer=data["layer"], ids=list(data.get("ids") or []), old_geoms=boxes)
+
+
+class ChangeListener:
+    """A thread that LISTENs on the PostGIS change channel and hands each change to ``on_change``.
+
+    After a lost connection it reconnects and calls ``on_gap`` (notifications sent meanwhile
+    are lost, so whatever was cached may be stale).
+    """
+
+    def __init__(self, store: Store, on_change: Callable[[DirectChange], None], on_gap: Callable[[], None]):
+        self.url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.on_change = on_change
+        self.on_gap = on_gap
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="geoapi-tile-listen", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> ChangeListener:
+        self._thread.start()
+        self._ready.wait(timeout)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        first = True
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    if not first:
+                        self.on_gap()
+                    first = False
+                    self._ready.set()
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self._handle(note.payload)
+            except Exception:
+                log.exception("tile change listener lost its connection; retrying")
+                self._stop.wait(2.0)
+
+    def _handle(self, payload: str) -> None:
+        try:
+            self.on_change(DirectChange.from_payload(payload))
+        except Exception:
+            log.exception("bad change notification %r", payload[:200])
+
+
+# Run by Store.upgrade() once this module is imported (the tile plugin imports it).
+if install_change_triggers not in POST_UPGRADE:
+    POST_UPGRADE.append(install_change_triggers)
