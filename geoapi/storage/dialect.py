@@ -9,6 +9,9 @@ from geoapi.storage.schema import SRID
 
 
 def envelope(dialect: str, bbox: tuple[float, float, float, float]):
+    if bbox[0] == bbox[2] or bbox[1] == bbox[3]:
+        # A point-sized box: SpatiaLite's BuildMbr returns NULL for it, so widen it a hair (~0.1 mm).
+        bbox = (bbox[0] - 1e-9, bbox[1] - 1e-9, bbox[2] + 1e-9, bbox[3] + 1e-9)
     if dialect == "postgis":
         return func.ST_MakeEnvelope(bbox[0], bbox[1], bbox[2], bbox[3], SRID)
     return func.BuildMbr(bbox[0], bbox[1], bbox[2], bbox[3], SRID)

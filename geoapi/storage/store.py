@@ -229,7 +229,13 @@ class Store:
             return w.delete(layer_id, fid, if_version=if_version)
 
     def bulk_write(self, layer_id: str, rows, *, actor: str, batch_id: str | None = None,
-                   mode: str = "append", src_file: str | None = None, src_crs: str | None = None) -> dict[str, int]:
-        """Write validated rows ``[(props, geom), ...]`` in one transaction; see Writer.write_many."""
+                   mode: str = "append", src_file: str | None = None, src_crs: str | None = None,
+                   validated: bool = False, extras: list[dict | None] | None = None) -> dict[str, int]:
+        """Write rows ``[(props, geom), ...]`` in one transaction; see Writer.write_many.
+
+        ``extras`` (one per row, may be filled while ``rows`` is consumed) go to the ``extra`` JSON
+        column: source columns that map to no field are kept there, not dropped.
+        """
         with self.transaction(actor, batch_id=batch_id) as w:
-            return w.write_many(layer_id, rows, mode=mode, src_file=src_file, src_crs=src_crs)
+            return w.write_many(layer_id, rows, mode=mode, src_file=src_file, src_crs=src_crs,
+                                validated=validated, extras=extras)

@@ -203,11 +203,15 @@ class Writer:
     def _update(self, layer: LayerSpec, current: Feature, props: dict, geom) -> Feature:
         t = self.store.table(layer.id)
         new_props = {**current.props, **props}
-        if layer.identifier and new_props.get("obj_code") != current.props.get("obj_code"):
+        if layer.identifier:
             if not new_props.get("obj_code"):
                 new_props["obj_code"] = current.props.get("obj_code")
-            else:
+            if new_props.get("obj_code") != current.props.get("obj_code"):
                 self.assign_codes(layer, [(new_props, geom)], exclude_id=current.id)
+            elif new_props.get("obj_code"):
+                reason = check_code(layer, new_props["obj_code"], new_props)
+                if reason:  # e.g. the use changed and no longer matches the code's 小类
+                    raise ValidationFailedError(reason, [{"field": "obj_code", "message": reason}])
         self._enrich(layer, new_props, geom)
         version = current.version + 1
         values = {**new_props, "version": version, "updated_at": self.now, "updated_by": self.actor,
@@ -258,8 +262,10 @@ class Writer:
 
     # -- many features -----------------------------------------------------------------------
     def write_many(self, layer_id: str, rows, *, mode: str = "append", src_file: str | None = None,
-                   src_crs: str | None = None, extras: list[dict | None] | None = None) -> dict[str, int]:
-        """Write already-validated ``(props, geom)`` rows.
+                   src_crs: str | None = None, extras: list[dict | None] | None = None,
+                   validated: bool = False) -> dict[str, int]:
+        """Write ``(props, geom)`` rows; ``validated=True`` skips the per-row checks (the importers
+        and the demo check rows themselves, and report per row).
 
         ``append`` inserts all; ``upsert`` updates rows whose code (the layer's code_field, else
         obj_code) exists and inserts the rest; ``replace`` deletes the layer's rows first.
@@ -270,7 +276,9 @@ class Writer:
         layer = self.store.layer(layer_id)
         t = self.store.table(layer_id)
         rows = list(rows)
-        extras = extras or [None] * len(rows)
+        if not validated:
+            rows = self._prepare_rows(layer, rows)
+        extras = extras if extras is not None and len(extras) == len(rows) else [None] * len(rows)
         counts = {"inserted": 0, "updated": 0, "deleted": 0}
         if mode == "replace":
             counts["deleted"] = self._delete_all(layer_id)
@@ -293,6 +301,18 @@ class Writer:
         for i in range(0, len(to_insert), CHUNK):
             counts["inserted"] += self._insert_chunk(layer, to_insert[i:i + CHUNK], src_file, src_crs)
         return counts
+
+    def _prepare_rows(self, layer: LayerSpec, rows: list) -> list:
+        out, problems = [], []
+        for i, (props, geom) in enumerate(rows):
+            try:
+                out.append(self.prepare(layer, props, geom))
+            except ValidationFailedError as exc:
+                problems += [{**e, "row": i} for e in exc.errors]
+        if problems:
+            raise ValidationFailedError(f"{len({p['row'] for p in problems})} of {len(rows)} rows are invalid "
+                                        f"for {layer.title}", problems[:1000])
+        return out
 
     def _delete_all(self, layer_id: str) -> int:
         t = self.store.table(layer_id)

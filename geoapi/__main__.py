@@ -1,0 +1,3 @@
+from geoapi.cli import main
+
+main()

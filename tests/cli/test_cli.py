@@ -1,0 +1,57 @@
+"""The geoapi command, run as a user runs it (a subprocess), on a SpatiaLite file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GEOAPI = [sys.executable, "-m", "geoapi"]
+
+
+def run(args, tmp_path: Path, env=None, timeout=300):
+    e = {**os.environ, "GEOAPI_DATA_DIR": str(tmp_path / "data"), **(env or {})}
+    e.pop("GEOAPI_DATABASE_URL", None)
+    return subprocess.run([*GEOAPI, *args], capture_output=True, text=True, timeout=timeout, env=e)
+
+
+def test_db_upgrade_then_up_to_date(tmp_path):
+    first = run(["db", "upgrade"], tmp_path)
+    assert first.returncode == 0 and "created table manholes" in first.stdout
+    second = run(["db", "upgrade"], tmp_path)
+    assert second.returncode == 0 and "up to date" in second.stdout
+
+
+def test_keys_create_prints_key_once_and_lists_it(tmp_path):
+    out = run(["keys", "create", "--role", "editor", "--name", "张三"], tmp_path)
+    assert out.returncode == 0
+    key = out.stdout.strip().splitlines()[-1]
+    assert key.startswith("gk_") and len(key) > 40
+    listing = run(["keys", "list"], tmp_path).stdout
+    assert key.split("_")[1] in listing and "editor" in listing and key not in listing
+    bad = run(["keys", "create", "--role", "boss"], tmp_path)
+    assert bad.returncode == 2 and "role must be one of" in bad.stderr
+
+
+def test_bad_layer_file_stops_startup_naming_file_and_field(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "bins.toml").write_text('id = "bins"\ntitle = "果皮箱"\ntitle_en = "Bins"\ngeometry = "Point"\n'
+                                    '[[fields]]\nname = "size"\nlabel = "尺寸"\ntype = "colour"\n')
+    out = run(["serve", "--port", "1"], tmp_path, env={"GEOAPI_LAYERS_DIR": str(site)})
+    assert out.returncode == 2
+    assert "bins.toml" in out.stderr and "fields[0] (size).type" in out.stderr
+
+
+@pytest.mark.slow
+def test_demo_loads_idempotently(tmp_path):
+    first = run(["demo", "--scale", "500", "--no-serve"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "公厕" in first.stdout and "demo editor key" in first.stdout
+    second = run(["demo", "--scale", "500", "--no-serve"], tmp_path)
+    assert second.returncode == 0 and "already loaded" in second.stdout
+    key_line = next(line for line in second.stdout.splitlines() if "demo editor key" in line)
+    assert key_line.split()[-1] in first.stdout  # the same key is reused
