@@ -41,3 +41,14 @@ def test_landing_and_conformance(client):
     links = {link["rel"] for link in client.get("/").json()["links"]}
     assert {"conformance", "data", "service-desc"} <= links
     assert any("ogcapi-features-1" in c for c in client.get("/conformance").json()["conformsTo"])
+
+
+def test_postgis_unreachable_is_503_not_500(tmp_path):
+    settings = Settings(database_url="postgresql://postgres@127.0.0.1:1/nowhere", data_dir=tmp_path)
+    store = Store.open(settings)
+    c = TestClient(create_app(settings, store))
+    r = c.get("/readyz")
+    assert r.status_code == 503 and r.json()["database"] == "postgis"
+    items = c.get("/collections/manholes/items")
+    assert items.status_code == 503 and items.json()["code"] == "database_unavailable"
+    store.close()

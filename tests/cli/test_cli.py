@@ -47,11 +47,15 @@ def test_bad_layer_file_stops_startup_naming_file_and_field(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_loads_idempotently(tmp_path):
-    first = run(["demo", "--scale", "500", "--no-serve"], tmp_path)
+@pytest.mark.parametrize("backend", ["spatialite", pytest.param("postgis", marks=pytest.mark.postgis)])
+def test_demo_loads_idempotently(tmp_path, backend, db_factories):
+    if backend not in db_factories:
+        pytest.skip("PostgreSQL with PostGIS is not reachable")
+    db = [] if backend == "spatialite" else ["--db", db_factories["postgis"].new_url()]
+    first = run(["demo", "--scale", "500", "--no-serve", *db], tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "公厕" in first.stdout and "demo editor key" in first.stdout
-    second = run(["demo", "--scale", "500", "--no-serve"], tmp_path)
+    second = run(["demo", "--scale", "500", "--no-serve", *db], tmp_path)
     assert second.returncode == 0 and "already loaded" in second.stdout
     key_line = next(line for line in second.stdout.splitlines() if "demo editor key" in line)
     assert key_line.split()[-1] in first.stdout  # the same key is reused
