@@ -67,6 +67,9 @@ def open_store(settings: Settings, upgrade: bool = True):
     if upgrade:
         for line in store.upgrade():
             typer.echo(f"schema: {line}")
+    from geoapi.grids.assign import install as install_grid_assignment
+
+    install_grid_assignment(store)  # grid_code / road_segment on every write, as in the API
     return store
 
 

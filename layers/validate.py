@@ -172,6 +172,10 @@ def conform_geometry(
             return None, [FieldProblem("geometry", f"layer {layer.id} takes {wanted}, got {gtype}")]
     if geom.has_z and not layer.has_z:
         geom = shapely.force_2d(geom)
+    elif layer.has_z and not geom.has_z:
+        # Z is allowed, not required (most pipe deliveries are 2D with elevation attributes):
+        # the 3D column stores 0 for "not surveyed"; the elevation fields stay authoritative.
+        geom = shapely.force_3d(geom, 0.0)
     problems: list[FieldProblem] = []
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)

@@ -137,8 +137,8 @@ _TYPES = {
     "date": sa.Date,
     "datetime": lambda: sa.DateTime(timezone=True),
     "enum": lambda: sa.String(64),
-    "enum_list": sa.JSON,
-    "json": sa.JSON,
+    "enum_list": lambda: sa.JSON(none_as_null=True),
+    "json": lambda: sa.JSON(none_as_null=True),
 }
 
 
@@ -171,7 +171,7 @@ def layer_table(layer: LayerSpec, md: sa.MetaData) -> sa.Table:
         sa.Column("src_file", sa.String(300)),
         sa.Column("src_crs", sa.String(100)),
         sa.Column("batch_id", sa.String(40)),
-        sa.Column("extra", sa.JSON),
+        sa.Column("extra", sa.JSON(none_as_null=True)),
         sa.Column("geom", geometry_type(layer)),
     ]
     indexes = [sa.Index(f"ix_{layer.id}_status", "status"), sa.Index(f"ix_{layer.id}_updated_at", "updated_at"),

@@ -7,6 +7,7 @@ import decimal
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import shapely
 import sqlalchemy as sa
 from shapely.geometry import mapping
@@ -57,6 +58,7 @@ class Writer:
         self.batch_id = batch_id
         self.now = dt.datetime.now(dt.UTC)
         self._changes: dict[tuple[str, str], ChangeSet] = {}
+        self._districts: tuple[list[str], shapely.STRtree] | None = None   # for _fill_admin_codes
 
     # -- helpers ---------------------------------------------------------------------------
     def _change(self, layer_id: str, op: str) -> ChangeSet:
@@ -99,6 +101,25 @@ class Writer:
                                             func.ST_Contains(t.c.geom, p)).limit(1)
         ).scalar()
         props["admin_code"] = code or self.store.city_admin_code
+
+    def _fill_admin_codes(self, layer: LayerSpec, items: list[tuple[dict, Any]]) -> None:
+        """``_fill_admin_code`` for a whole chunk: the districts are read once per transaction and
+        matched in memory (an STRtree), instead of one spatial query per row."""
+        todo = [(props, geom) for props, geom in items if not props.get("admin_code")]
+        if not todo or layer.id == "districts" or "districts" not in self.store.registry:
+            return
+        if self._districts is None:
+            t = self.store.table("districts")
+            rows = self.conn.execute(sa.select(t.c.admin_code, func.ST_AsBinary(t.c.geom))).all()
+            self._districts = ([r[0] for r in rows], shapely.STRtree(shapely.from_wkb([bytes(r[1]) for r in rows])))
+        codes, tree = self._districts
+        found: dict[int, str] = {}
+        if codes:
+            points = shapely.point_on_surface(np.array([g for _, g in todo], dtype=object))
+            for i, j in zip(*tree.query(points, predicate="within"), strict=True):
+                found.setdefault(int(i), codes[j])
+        for i, (props, _geom) in enumerate(todo):
+            props["admin_code"] = found.get(i) or self.store.city_admin_code
 
     def _insert_stmt(self, table: sa.Table):
         mod = postgresql if self.store.dialect == "postgis" else sqlite
@@ -147,13 +168,20 @@ class Writer:
                 missing[code_prefix(layer, props["admin_code"], props)].append(props)
         if problems:
             raise ValidationFailedError("invalid 部件标识码", problems)
+        t = self.store.table(layer.id)
         for prefix, group in missing.items():
             last = self._reserve_serials(prefix, len(group))
             first = last - len(group) + 1
-            for offset, props in enumerate(group):
-                code = format_code(prefix, first + offset)
-                while self._code_taken(layer.id, code):  # a code given earlier may sit in our block
+            block = [format_code(prefix, first + offset) for offset in range(len(group))]
+            # A code given earlier may sit in our block: one IN query per block, not one per code.
+            taken = {c for i in range(0, len(block), CHUNK)
+                     for c in self.conn.execute(sa.select(t.c.obj_code).where(t.c.obj_code.in_(block[i:i + CHUNK])))
+                     .scalars()}
+            for code, props in zip(block, group, strict=True):
+                if code in taken:
                     code = format_code(prefix, self._reserve_serials(prefix, 1))
+                    while self._code_taken(layer.id, code):
+                        code = format_code(prefix, self._reserve_serials(prefix, 1))
                 props["obj_code"] = code
 
     def _history(self, rows: list[dict]) -> None:
@@ -193,7 +221,7 @@ class Writer:
         try:
             fid = self.conn.execute(t.insert().values(values).returning(t.c.id)).scalar_one()
         except sa.exc.IntegrityError as exc:
-            raise ConflictError(f"{layer.title}: a feature with the same code exists ({exc.orig})") from exc
+            raise ConflictError(f"{layer.title}: the database refused the feature ({exc.orig})") from exc
         self._history([self._history_row(layer_id, fid, 1, "insert", None, snapshot(props, geom))])
         ch = self._change(layer_id, "insert")
         ch.ids.append(fid)
@@ -204,13 +232,18 @@ class Writer:
         t = self.store.table(layer.id)
         new_props = {**current.props, **props}
         if layer.identifier:
-            if not new_props.get("obj_code"):
-                new_props["obj_code"] = current.props.get("obj_code")
-            if new_props.get("obj_code") != current.props.get("obj_code"):
+            given = props.get("obj_code")
+            old_code = current.props.get("obj_code")
+            if not given:
+                # Keep the code unless the change reclassified the asset (e.g. 雨水 → 污水 changes
+                # the 小类): then it gets a new code; history keeps the old one.
+                fits = old_code and check_code(layer, old_code, new_props) is None
+                new_props["obj_code"] = old_code if fits else None
+            if new_props["obj_code"] != old_code or not new_props["obj_code"]:
                 self.assign_codes(layer, [(new_props, geom)], exclude_id=current.id)
-            elif new_props.get("obj_code"):
+            else:
                 reason = check_code(layer, new_props["obj_code"], new_props)
-                if reason:  # e.g. the use changed and no longer matches the code's 小类
+                if reason:
                     raise ValidationFailedError(reason, [{"field": "obj_code", "message": reason}])
         self._enrich(layer, new_props, geom)
         version = current.version + 1
@@ -237,8 +270,6 @@ class Writer:
         clean, geom = self.prepare(layer, props, geom)
         # PUT replaces every field: absent ones become NULL (or their default).
         full = {f.name: clean.get(f.name) for f in layer.all_fields}
-        if layer.identifier and not full.get("obj_code"):
-            full["obj_code"] = current.props.get("obj_code")
         if not full.get("admin_code"):
             full["admin_code"] = current.props.get("admin_code")
         return self._update(layer, current, full, geom)
@@ -259,6 +290,33 @@ class Writer:
         ch.ids.append(fid)
         ch.old_geoms.append(current.geometry)
         return current
+
+    def reinsert(self, layer_id: str, fid: int, props: dict, geom, *, meta: dict | None = None) -> Feature:
+        """Put a deleted feature back under its old id (an import rollback undoing ``replace``).
+
+        ``meta`` may restore system columns history keeps no copy of (created_at/by, batch_id …).
+        """
+        layer = self.store.layer(layer_id)
+        t = self.store.table(layer_id)
+        props, geom = self.prepare(layer, props, geom)
+        h = schema.history
+        last = self.conn.execute(sa.select(func.max(h.c.version)).where(h.c.layer == layer_id,
+                                                                         h.c.feature_id == fid)).scalar()
+        version = (last or 0) + 1
+        values = {**{f.name: props.get(f.name) for f in layer.all_fields}, "id": fid, "version": version,
+                  "created_at": self.now, "created_by": self.actor, "updated_at": self.now,
+                  "updated_by": self.actor, "batch_id": self.batch_id, **(meta or {}),
+                  "geom": self._geom_value(geom)}
+        try:
+            self.conn.execute(t.insert().values(values))
+        except sa.exc.IntegrityError as exc:
+            raise ConflictError(f"{layer.title}: cannot restore feature {fid}: its id or code is taken "
+                                f"({exc.orig})") from exc
+        self._history([self._history_row(layer_id, fid, version, "insert", None, snapshot(props, geom))])
+        ch = self._change(layer_id, "insert")
+        ch.ids.append(fid)
+        ch.new_geoms.append(geom)
+        return self.store.get(layer_id, fid, conn=self.conn)
 
     # -- many features -----------------------------------------------------------------------
     def write_many(self, layer_id: str, rows, *, mode: str = "append", src_file: str | None = None,
@@ -328,8 +386,8 @@ class Writer:
     def _insert_chunk(self, layer: LayerSpec, chunk: list[tuple[dict, Any, dict | None]],
                       src_file: str | None, src_crs: str | None) -> int:
         t = self.store.table(layer.id)
+        self._fill_admin_codes(layer, [(p, g) for p, g, _ in chunk])
         for props, geom, _ in chunk:
-            self._fill_admin_code(layer, props, geom)
             self._enrich(layer, props, geom)
         self.assign_codes(layer, [(p, g) for p, g, _ in chunk])
         names = [f.name for f in layer.all_fields]
