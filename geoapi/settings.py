@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     tile_cache_size: int = Field(default=20_000, ge=0, description="in-process LRU entries")
     mqtt_url: str | None = None
     mqtt_topic: str = "geoapi/telemetry/#"
+    mqtt_client_id: str = Field(default="geoapi-telemetry", description="fixed id: the broker keeps our session")
+    telemetry_push_token: str | None = Field(default=None, description="token for POST /telemetry "
+                                             "(X-Push-Token header or ?token=); a dispatcher key works too")
+    ctwing_push_token: str | None = Field(default=None, description="token in the CTWing push URL (?token=)")
+    onenet_token: str | None = Field(default=None, description="OneNET 数据推送 token (signature check)")
+    telemetry_thresholds: Path | None = Field(default=None, description="site TOML overlaying alarm thresholds")
+    telemetry_tick_s: float = Field(default=1.0, gt=0, description="debounce/offline check period")
     upload_max_bytes: int = 512 * 1024 * 1024
     tianditu_key: str | None = None
     log_level: str = "info"

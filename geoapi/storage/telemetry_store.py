@@ -95,8 +95,9 @@ class TelemetryStore:
         conn.execute(a.update().where(a.c.id == alarm_id).values(**values))
 
     def add_events(self, conn: sa.Connection, events: list[dict[str, Any]]) -> None:
-        if events:
-            conn.execute(schema.alarm_events.insert(), events)
+        if events:  # executemany needs the same keys in every row
+            cols = [c.name for c in schema.alarm_events.c if c.name != "id"]
+            conn.execute(schema.alarm_events.insert(), [{c: e.get(c) for c in cols} for e in events])
 
     def alarm(self, alarm_id: int, conn: sa.Connection | None = None) -> dict[str, Any]:
         a = schema.alarms

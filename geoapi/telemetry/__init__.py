@@ -1,0 +1,1 @@
+"""Smart-cover and water-gauge telemetry: payload adapters, rules, alarms, MQTT ingest."""
