@@ -221,6 +221,39 @@ def demo(
         run_server(settings)
 
 
+@app.command("export-tiles")
+def export_tiles(
+    out: Annotated[Path, typer.Argument(help="the .pmtiles file to write")],
+    layers: Annotated[str, typer.Option(help="comma-separated layer ids")] = "manholes,smart_covers,pipes,road_segments",
+    district: Annotated[str | None, typer.Option(help="6-digit admin code, e.g. 410802: its extent")] = None,
+    bbox: Annotated[str | None, typer.Option(help="minlon,minlat,maxlon,maxlat instead of a district")] = None,
+    minzoom: Annotated[int, typer.Option(min=0, max=22)] = 12,
+    maxzoom: Annotated[int, typer.Option(min=0, max=22)] = 16,
+    db: DbOption = None,
+) -> None:
+    """Write vector tiles of an area to a PMTiles file for field crews (offline maps)."""
+    from geoapi.api.params import parse_bbox
+    from geoapi.errors import GeoapiError
+    from geoapi.services.tile_export import export_pmtiles
+    from geoapi.storage import FeatureQuery
+
+    store = open_store(settings_with(db))
+    try:
+        if district:
+            found = store.query("districts", FeatureQuery(filters={"admin_code": [district]}, limit=1)).features
+            if not found:
+                fail(f"no district with admin code {district} (see GET /collections/districts/items)", 2)
+            bounds = found[0].geometry.bounds
+        elif bbox:
+            bounds = parse_bbox(bbox)
+        else:
+            bounds = store.bounds
+        stats = export_pmtiles(store, [x for x in layers.split(",") if x], bounds, minzoom, maxzoom, out)
+    except (GeoapiError, ValueError, LookupError) as exc:
+        fail(getattr(exc, "detail", None) or str(exc), 2)
+    typer.echo(f"{out}: {stats['tiles']:,} tiles ({stats['empty']:,} empty skipped), {stats['bytes'] / 1e6:.1f} MB")
+
+
 # Commands contributed by other packages, when present: (module, attribute, name).
 _SUBCOMMANDS = (
     ("importers.cli", "register"),

@@ -29,7 +29,11 @@ _lock = threading.Lock()
 
 # -- wiring --------------------------------------------------------------------------------
 def startup(app: FastAPI) -> None:
-    _runtime(app)
+    from geoapi.events import bus_of
+
+    bus = bus_of(app)
+    # Changed tiles also go out on GET /events, so an open map needs one live connection.
+    publish_tile_changes(app, lambda notices: bus.publish("tiles", {"changes": notices}))
 
 
 def shutdown(app: FastAPI) -> None:

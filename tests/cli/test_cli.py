@@ -59,3 +59,31 @@ def test_demo_loads_idempotently(tmp_path, backend, db_factories):
     assert second.returncode == 0 and "already loaded" in second.stdout
     key_line = next(line for line in second.stdout.splitlines() if "demo editor key" in line)
     assert key_line.split()[-1] in first.stdout  # the same key is reused
+
+
+def test_export_tiles_for_a_district(tmp_path):
+    from pmtiles.reader import MmapSource, Reader
+
+    env = {"GEOAPI_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'geoapi.sqlite'}"}
+    (tmp_path / "data").mkdir()
+    from geoapi.settings import Settings
+    from geoapi.storage import Store
+    from shapely.geometry import Point, box
+
+    store = Store.open(Settings(database_url=env["GEOAPI_DATABASE_URL"], data_dir=tmp_path / "data"))
+    store.upgrade()
+    store.bulk_write("districts", [({"admin_code": "410802", "name": "解放区"}, box(113.2, 35.2, 113.26, 35.24))], actor="t")
+    store.bulk_write("manholes", [({"well_use": "雨水"}, Point(113.2405, 35.2151))], actor="t")
+    store.close()
+    out = tmp_path / "jf.pmtiles"
+    r = subprocess.run([*GEOAPI, "export-tiles", str(out), "--district", "410802", "--layers", "manholes",
+                        "--minzoom", "14", "--maxzoom", "15"], capture_output=True, text=True, env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    with out.open("rb") as f:
+        reader = Reader(MmapSource(f))
+        assert reader.header()["min_zoom"] == 14 and reader.header()["max_zoom"] == 15
+        assert reader.get(14, 13345, 6477) and reader.get(15, 26691, 12955)  # the tiles holding the manhole
+        assert reader.get(15, 26692, 12955) is None
+    missing = subprocess.run([*GEOAPI, "export-tiles", str(out), "--district", "999999"], capture_output=True,
+                             text=True, env={**os.environ, **env})
+    assert missing.returncode == 2 and "999999" in missing.stderr
