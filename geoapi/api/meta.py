@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 
 from geoapi import __version__
+from geoapi.api import html
 from geoapi.api.deps import ReaderDep, SettingsDep, StoreDep
 from geoapi.api.features import base_url, json_response
 from geoapi.errors import DatabaseUnavailableError
@@ -15,6 +18,18 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/optimistic-locking-etags",
@@ -22,9 +37,9 @@ CONFORMANCE = [
 
 
 @router.get("/", tags=["meta"], summary="Landing page")
-def landing(request: Request, settings: SettingsDep):
+def landing(request: Request, settings: SettingsDep, f: Annotated[str | None, Query()] = None):
     base = base_url(request)
-    return json_response({
+    doc = {
         "title": f"geoapi — {settings.city_name}城市管理部件资产库",
         "description": "窨井盖监管一张图、路长制网格与城市管理部件的空间数据服务",
         "version": __version__,
@@ -35,8 +50,12 @@ def landing(request: Request, settings: SettingsDep):
             {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
             {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
             {"href": f"{base}/map", "rel": "alternate", "type": "text/html", "title": "窨井盖监管一张图"},
+            {"href": f"{base}/?f=html", "rel": "alternate", "type": "text/html", "title": "HTML"},
         ],
-    })
+    }
+    if html.wants_html(request, f):
+        return html.landing_page(doc)
+    return json_response(doc)
 
 
 @router.get("/conformance", tags=["meta"])

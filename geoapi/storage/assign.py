@@ -14,7 +14,7 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy import func
 
-from geoapi.storage.dialect import bbox_predicate
+from geoapi.storage.spatial import in_bbox
 
 if TYPE_CHECKING:
     from geoapi.storage.store import Store
@@ -36,7 +36,7 @@ def candidates(conn: sa.Connection, store: Store, layer_id: str, columns: tuple[
     x0, y0, x1, y1 = bounds
     padded = (x0 - _EPS, y0 - _EPS, x1 + _EPS, y1 + _EPS)
     stmt = sa.select(*(t.c[c] for c in columns), func.ST_AsBinary(t.c.geom).label("wkb")).where(
-        bbox_predicate(store.dialect, t, padded))
+        in_bbox(store.dialect, t, padded))
     rows = conn.execute(stmt).all()
     geoms = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
     return [(tuple(r[:-1]), g) for r, g in zip(rows, geoms, strict=True)]

@@ -34,6 +34,7 @@ class FeatureQuery:
     sortby: list[tuple[str, bool]] = field(default_factory=list)  # (field, descending)
     ids: list[int] | None = None
     count: bool = True
+    conditions: list = field(default_factory=list)  # extra SQLAlchemy conditions (CQL2, radius …), from storage code
 
 
 @dataclass

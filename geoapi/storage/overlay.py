@@ -42,7 +42,8 @@ def _measures(dialect: str, kind: str, unit_geom, geom):
         geog = Geography(srid=SRID)
         clipped = func.ST_CollectionExtract(func.ST_Intersection(unit_geom, geom), dim)
         size = func.ST_Length if kind == "line" else func.ST_Area
-        part, whole = size(sa.cast(clipped, geog)), size(sa.cast(geom, geog))
+        # geography columns are 2D: drop heights (pipes carry Z) before the cast
+        part, whole = size(sa.cast(func.ST_Force2D(clipped), geog)), size(sa.cast(func.ST_Force2D(geom), geog))
     else:
         clipped = func.CollectionExtract(func.ST_Intersection(unit_geom, geom), dim)
         size = func.ST_Length if kind == "line" else func.ST_Area

@@ -26,6 +26,9 @@ def point(dialect: str, lon: float, lat: float):
 
 
 def envelope(dialect: str, b: Bounds):
+    if b[0] == b[2] or b[1] == b[3]:
+        # A point-sized box: SpatiaLite's BuildMbr returns NULL for it, so widen it a hair (~0.1 mm).
+        b = (b[0] - 1e-9, b[1] - 1e-9, b[2] + 1e-9, b[3] + 1e-9)
     if dialect == "postgis":
         return func.ST_MakeEnvelope(b[0], b[1], b[2], b[3], SRID)
     return func.BuildMbr(b[0], b[1], b[2], b[3], SRID)
@@ -45,6 +48,11 @@ def index_frame(dialect: str, table: sa.Table, b: Bounds):
     return table.c.id.in_(rowids)
 
 
+def in_bbox(dialect: str, table: sa.Table, b: Bounds):
+    """Rows whose geometry intersects the box ``b``, driven by the spatial index."""
+    return sa.and_(index_frame(dialect, table, b), func.ST_Intersects(table.c.geom, envelope(dialect, b)))
+
+
 def intersects(dialect: str, table: sa.Table, wkb: bytes, bounds: Bounds):
     """Rows whose geometry intersects a geometry given as WKB (EPSG:4490)."""
     return sa.and_(index_frame(dialect, table, bounds), func.ST_Intersects(table.c.geom, from_wkb(wkb)))
@@ -56,7 +64,7 @@ def within_metres(dialect: str, table: sa.Table, lon: float, lat: float, metres:
     pt = point(dialect, lon, lat)
     if dialect == "postgis":
         geog = Geography(srid=SRID)
-        exact = func.ST_DWithin(sa.cast(table.c.geom, geog), sa.cast(pt, geog), metres)
+        exact = func.ST_DWithin(sa.cast(func.ST_Force2D(table.c.geom), geog), sa.cast(pt, geog), metres)
     else:
         exact = func.ST_Distance(table.c.geom, pt, 1) <= metres
     return sa.and_(index_frame(dialect, table, frame), exact)

@@ -14,7 +14,7 @@ from sqlalchemy import func
 
 from geoapi.errors import DatabaseUnavailableError, LayerNotFoundError
 from geoapi.storage import dialect as dx
-from geoapi.storage import schema
+from geoapi.storage import schema, spatial
 from geoapi.storage.engine import make_engine
 from geoapi.storage.model import ChangeSet, Feature, FeatureQuery, HistoryEntry, Page
 from layers import LayerRegistry, LayerSpec, load_registry
@@ -139,10 +139,10 @@ class Store:
         layer, t = self.layer(layer_id), self.table(layer_id)
         conds: list = []
         if q.bbox:
-            conds.append(dx.bbox_predicate(self.dialect, t, q.bbox))
+            conds.append(spatial.in_bbox(self.dialect, t, q.bbox))
         if q.intersects is not None:
-            conds.append(dx.geometry_predicate(self.dialect, t, shapely.to_wkb(q.intersects, flavor="iso"),
-                                               q.intersects.bounds))
+            conds.append(spatial.intersects(self.dialect, t, shapely.to_wkb(q.intersects, flavor="iso"),
+                                            q.intersects.bounds))
         for name, values in q.filters.items():
             spec = layer.field(name)
             col = t.c[name]
@@ -157,7 +157,7 @@ class Store:
             conds.append(t.c.updated_at >= q.updated_since)
         if q.ids is not None:
             conds.append(t.c.id.in_(q.ids))
-        return conds
+        return conds + list(q.conditions)
 
     def query(self, layer_id: str, q: FeatureQuery) -> Page:
         t = self.table(layer_id)
@@ -169,8 +169,8 @@ class Store:
             features = self.rows_to_features(layer_id, conn.execute(stmt))
             matched = None
             if q.count:
-                if q.offset == 0 and len(features) < q.limit:
-                    matched = len(features)
+                if len(features) < q.limit and (features or q.offset == 0):
+                    matched = q.offset + len(features)
                 else:
                     matched = conn.execute(sa.select(func.count()).select_from(t).where(*conds)).scalar_one()
         return Page(features=features, number_matched=matched)

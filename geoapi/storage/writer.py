@@ -21,8 +21,9 @@ from geoapi.errors import (
     ValidationFailedError,
 )
 from geoapi.storage import schema
-from geoapi.storage.dialect import bbox_predicate, greatest
+from geoapi.storage.dialect import greatest
 from geoapi.storage.model import ChangeSet, Feature
+from geoapi.storage.spatial import in_bbox
 from layers import LayerSpec
 from layers.codes import check_code, code_prefix, format_code
 from layers.validate import conform_geometry, validate_properties
@@ -97,7 +98,7 @@ class Writer:
         x, y = point.x, point.y
         p = func.ST_GeomFromWKB(shapely.to_wkb(point, flavor="iso"), schema.SRID)
         code = self.conn.execute(
-            sa.select(t.c.admin_code).where(bbox_predicate(self.store.dialect, t, (x, y, x, y)),
+            sa.select(t.c.admin_code).where(in_bbox(self.store.dialect, t, (x, y, x, y)),
                                             func.ST_Contains(t.c.geom, p)).limit(1)
         ).scalar()
         props["admin_code"] = code or self.store.city_admin_code

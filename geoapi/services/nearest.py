@@ -1,0 +1,132 @@
+"""The k nearest assets to a point, by true geodesic distance, proven exact.
+
+Index candidates come in planar-degree order (geoapi.storage.knn). Planar degrees are the wrong
+metric at 35°N (a degree of longitude is 0.82 of a degree of latitude), so the candidates are
+re-ranked by geodesic metres on the CGCS2000 ellipsoid. The answer is exact once the k-th
+geodesic distance is shorter than the least geodesic length of anything outside the searched
+degree radius (bounded with cos of the farthest latitude); otherwise one more index query
+fetches every row inside the degree radius that the k-th distance implies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from shapely.geometry import Point
+
+from geoapi import crs as crsmod
+from geoapi.storage import Feature, FeatureQuery, Store, knn
+
+MAX_K = 1000
+CANDIDATE_FACTOR = 3  # index candidates fetched per wanted result
+
+
+@dataclass
+class NearestRequest:
+    layers: list[str]
+    lon: float                       # CGCS2000
+    lat: float
+    k: int = 5
+    max_distance_m: float | None = None
+    conditions: dict[str, list] = field(default_factory=dict)  # layer -> extra SQL conditions
+
+
+@dataclass
+class Hit:
+    feature: Feature
+    distance_m: float
+    bearing_deg: float | None        # None when the point lies on/inside the geometry
+
+
+def geodesic_to(lon: float, lat: float, geoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Geodesic metres from (lon, lat) to the nearest point of each geometry, and that point.
+
+    Points use the ellipsoidal inverse problem directly. Lines and polygons go through an
+    azimuthal equidistant frame centred on the query point, where the distance from the centre
+    is exactly the geodesic distance; their edges are densified to ~50 m first so the straight
+    projected segments follow the stored ones.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    n = len(geoms)
+    dist, nlon, nlat = np.zeros(n), np.zeros(n), np.zeros(n)
+    is_point = shapely.get_type_id(geoms) == 0
+    if is_point.any():
+        x, y = shapely.get_x(geoms[is_point]), shapely.get_y(geoms[is_point])
+        _, _, d = crsmod.GEOD.inv(np.full(len(x), lon), np.full(len(x), lat), x, y)
+        dist[is_point], nlon[is_point], nlat[is_point] = d, x, y
+    others = ~is_point
+    if others.any():
+        fwd, inv = crsmod.local_metric(lon, lat)
+        origin_lonlat = np.array(fwd.transform(lon, lat))
+        local = crsmod.project(shapely.segmentize(geoms[others], 0.0005), fwd)
+        origin = Point(origin_lonlat)
+        lines = shapely.shortest_line(origin, local)
+        ends = shapely.get_coordinates(lines).reshape(-1, 2, 2)[:, 1, :]
+        ex, ey = inv.transform(ends[:, 0], ends[:, 1])
+        dist[others] = shapely.distance(origin, local)
+        nlon[others], nlat[others] = ex, ey
+    return dist, nlon, nlat
+
+
+def bearings(lon: float, lat: float, to_lon: np.ndarray, to_lat: np.ndarray) -> np.ndarray:
+    az, _, _ = crsmod.GEOD.inv(np.full(len(to_lon), lon), np.full(len(to_lon), lat), to_lon, to_lat)
+    return np.mod(az, 360.0)
+
+
+def _layer_nearest(store: Store, layer_id: str, req: NearestRequest) -> list[tuple[float, int, float, float]]:
+    """(distance_m, id, nearest lon, nearest lat) of the exact k nearest of one layer."""
+    conds = req.conditions.get(layer_id, [])
+    max_deg = None
+    if req.max_distance_m is not None:
+        max_deg = max(crsmod.degrees_for_metres(req.max_distance_m, req.lat))
+    cand = knn.nearest_candidates(store, layer_id, req.lon, req.lat, req.k * CANDIDATE_FACTOR, conds,
+                                  max_deg=max_deg)
+    rows = cand.rows
+    ranked = _rank(req, rows)
+    if len(ranked) >= req.k:
+        kth = ranked[req.k - 1][0]
+        # Smallest degree radius that surely holds everything within kth metres.
+        need_deg = max(crsmod.degrees_for_metres(kth, req.lat))
+        if crsmod.min_metres_for_degrees(cand.complete_deg, req.lat) < kth and need_deg > 0:
+            rows = knn.within_degrees(store, layer_id, req.lon, req.lat, need_deg, conds)
+            ranked = _rank(req, rows)
+    elif max_deg is not None and cand.complete_deg < max_deg:
+        # Candidates past max_distance_m were dropped; others may still lie inside it.
+        ranked = _rank(req, knn.within_degrees(store, layer_id, req.lon, req.lat, max_deg, conds))
+    return ranked[: req.k]
+
+
+def _rank(req: NearestRequest, rows) -> list[tuple[float, int, float, float]]:
+    if not rows:
+        return []
+    geoms = shapely.from_wkb([bytes(r.geom_wkb) for r in rows])
+    d, nx, ny = geodesic_to(req.lon, req.lat, geoms)
+    out = [(float(d[i]), rows[i].id, float(nx[i]), float(ny[i])) for i in range(len(rows))]
+    if req.max_distance_m is not None:
+        out = [o for o in out if o[0] <= req.max_distance_m]
+    out.sort(key=lambda o: (o[0], o[1]))
+    return out
+
+
+def nearest(store: Store, req: NearestRequest) -> list[Hit]:
+    """The k nearest features over one or several layers, nearest first."""
+    ranked: list[tuple[float, str, int, float, float]] = []
+    for layer_id in req.layers:
+        ranked += [(d, layer_id, fid, x, y) for d, fid, x, y in _layer_nearest(store, layer_id, req)]
+    ranked.sort(key=lambda o: (o[0], o[1], o[2]))
+    ranked = ranked[: req.k]
+    by_layer: dict[str, list[int]] = {}
+    for _, layer_id, fid, _, _ in ranked:
+        by_layer.setdefault(layer_id, []).append(fid)
+    features: dict[tuple[str, int], Feature] = {}
+    for layer_id, ids in by_layer.items():
+        page = store.query(layer_id, FeatureQuery(ids=ids, limit=len(ids), count=False))
+        features.update({(layer_id, f.id): f for f in page.features})
+    if not ranked:
+        return []
+    bearing = bearings(req.lon, req.lat, np.array([r[3] for r in ranked]), np.array([r[4] for r in ranked]))
+    return [Hit(features[(layer_id, fid)], d, None if d == 0 else round(float(b), 1))
+            for (d, layer_id, fid, _, _), b in zip(ranked, bearing, strict=True)
+            if (layer_id, fid) in features]
