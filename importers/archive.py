@@ -59,23 +59,7 @@ def extract_zip(archive: Path, target: Path, limits: ArchiveLimits = ArchiveLimi
     except zipfile.BadZipFile as exc:
         raise UnsafeArchiveError(f"{archive.name} is not a readable zip file: {exc}") from exc
     with zf:
-        infos = zf.infolist()
-        if len(infos) > limits.max_entries:
-            raise ArchiveTooLargeError(
-                f"{archive.name} has {len(infos)} entries; at most {limits.max_entries} are allowed")
-        declared = sum(i.file_size for i in infos)
-        if declared > limits.max_total_bytes:
-            raise ArchiveTooLargeError(_too_big(archive, limits))
-        # Check every name before writing anything, so a refused archive leaves nothing behind.
-        plan = []
-        for info in infos:
-            name = entry_name(info)
-            rel = safe_relative_path(name)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise UnsafeArchiveError(f"zip entry {name!r} is a symbolic link; refused")
-            if info.is_dir() or not rel.parts or rel.parts[0] == "__MACOSX" or rel.name.startswith("._"):
-                continue
-            plan.append((info, rel))
+        plan = _plan(zf, archive, limits)
         written: list[Path] = []
         total = 0
         for info, rel in plan:
@@ -93,6 +77,38 @@ def extract_zip(archive: Path, target: Path, limits: ArchiveLimits = ArchiveLimi
                 raise UnsafeArchiveError(f"zip entry {rel.as_posix()!r} cannot be read: {exc}") from exc
             written.append(dest)
         return written
+
+
+def check_zip(archive: Path, limits: ArchiveLimits = ArchiveLimits()) -> None:
+    """The header checks of ``extract_zip`` (names, entry count, declared size) without extracting:
+    cheap enough to run while an upload request is still open."""
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as exc:
+        raise UnsafeArchiveError(f"{archive.name} is not a readable zip file: {exc}") from exc
+    with zf:
+        _plan(zf, archive, limits)
+
+
+def _plan(zf: zipfile.ZipFile, archive: Path, limits: ArchiveLimits) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    infos = zf.infolist()
+    if len(infos) > limits.max_entries:
+        raise ArchiveTooLargeError(
+            f"{archive.name} has {len(infos)} entries; at most {limits.max_entries} are allowed")
+    declared = sum(i.file_size for i in infos)
+    if declared > limits.max_total_bytes:
+        raise ArchiveTooLargeError(_too_big(archive, limits))
+    # Check every name before writing anything, so a refused archive leaves nothing behind.
+    plan = []
+    for info in infos:
+        name = entry_name(info)
+        rel = safe_relative_path(name)
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise UnsafeArchiveError(f"zip entry {name!r} is a symbolic link; refused")
+        if info.is_dir() or not rel.parts or rel.parts[0] == "__MACOSX" or rel.name.startswith("._"):
+            continue
+        plan.append((info, rel))
+    return plan
 
 
 def _too_big(archive: Path, limits: ArchiveLimits) -> str:

@@ -11,7 +11,6 @@ lists every bad row.
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import math
 import uuid
 from collections.abc import Callable, Iterator
@@ -130,15 +129,12 @@ def run_import(store: Any, path: Path, options: ImportOptions, *, layer_spec: La
 
 def _write(store: Any, layer_id: str, run: _Run, options: ImportOptions, report: ImportReport) -> Any:
     """One ``store.bulk_write`` call (one transaction) fed by the row stream."""
-    kwargs: dict[str, Any] = {"actor": options.actor, "batch_id": report.batch_id, "mode": options.mode,
-                              "src_file": run.src_file, "src_crs": run.src_crs}
-    params = inspect.signature(store.bulk_write).parameters
-    if "extras" in params:
-        # Filled in step with the row stream: complete once the store has consumed the rows.
-        kwargs["extras"] = run.extras = []
-    else:
-        run.notes_extra_dropped()
-    return store.bulk_write(layer_id, run.rows(), **{k: v for k, v in kwargs.items() if k in params})
+    # Unmapped columns go to the `extra` JSON column; the list fills in step with the row stream
+    # and is complete once the store has consumed the rows.
+    run.extras = []
+    return store.bulk_write(layer_id, run.rows(), actor=options.actor, batch_id=report.batch_id,
+                            mode=options.mode, src_file=run.src_file, src_crs=run.src_crs, validated=True,
+                            extras=run.extras)
 
 
 def new_batch_id() -> str:
@@ -215,10 +211,6 @@ class _Run:
             self.frame = resolve_frame(self.source, self._first, self.options, self.transform, self.report)
         else:
             self.report.notes.append("the file holds no rows")
-
-    def notes_extra_dropped(self) -> None:
-        if self.mapping.extra:
-            self.report.notes.append(f"this store cannot keep unmapped columns; {self.mapping.extra} were not stored")
 
     def rows(self) -> Iterator[tuple[dict[str, Any], Any]]:
         """Valid rows as (props, geometry in EPSG:4490); raises _Rejected at the end when aborting."""

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from geoapi.errors import BadRequestError, PayloadTooLargeError, ValidationFailedError
+from geoapi.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ValidationFailedError,
+)
 
 
 class ImportRefusedError(ValidationFailedError):
@@ -21,3 +27,11 @@ class ArchiveTooLargeError(PayloadTooLargeError):
     """The archive decompresses to more bytes or entries than allowed (zip bomb guard)."""
 
     code = "archive_too_large"
+
+
+class BatchNotFoundError(NotFoundError):
+    """No import batch with that id (code ``not_found``, as docs/errors.md lists)."""
+
+
+class RollbackConflictError(ConflictError):
+    """The batch cannot be undone: not finished, already undone, or later writes changed its rows."""

@@ -164,6 +164,8 @@ class OgrSource(Source):
 def _to_list(arr: np.ndarray) -> list[Any]:
     if arr.dtype.kind == "M":   # datetime64 → datetime/date objects
         return [None if np.isnat(v) else v for v in arr.astype("datetime64[ms]").tolist()]
+    if arr.dtype.kind == "f":   # GDAL reads NULL in number and logical fields as NaN
+        return [None if v != v else v for v in arr.tolist()]
     return arr.tolist()
 
 
