@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import shapely
 import sqlalchemy as sa
 from shapely.geometry import mapping
@@ -20,8 +22,9 @@ from geoapi.errors import (
     PreconditionFailedError,
     ValidationFailedError,
 )
-from geoapi.storage import schema
+from geoapi.storage import pgcopy, schema
 from geoapi.storage.dialect import greatest
+from geoapi.storage.engine import dump_json
 from geoapi.storage.model import ChangeSet, Feature
 from geoapi.storage.spatial import in_bbox
 from layers import LayerSpec
@@ -31,7 +34,15 @@ from layers.validate import conform_geometry, validate_properties
 if TYPE_CHECKING:
     from geoapi.storage.store import Store
 
-CHUNK = 2000
+CHUNK = 2000  # SpatiaLite rows per INSERT … RETURNING
+PG_CHUNK = 20_000  # PostGIS rows per COPY
+
+
+def batched(rows, n: int):
+    """Lists of up to ``n`` items from any iterable (itertools.batched yields tuples)."""
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, n)):
+        yield chunk
 
 
 def jsonable(value: Any) -> Any:
@@ -323,54 +334,60 @@ class Writer:
     def write_many(self, layer_id: str, rows, *, mode: str = "append", src_file: str | None = None,
                    src_crs: str | None = None, extras: list[dict | None] | None = None,
                    validated: bool = False) -> dict[str, int]:
-        """Write ``(props, geom)`` rows; ``validated=True`` skips the per-row checks (the importers
-        and the demo check rows themselves, and report per row).
+        """Write ``(props, geom)`` rows in chunks, streaming (``rows`` may be a generator).
 
-        ``append`` inserts all; ``upsert`` updates rows whose code (the layer's code_field, else
-        obj_code) exists and inserts the rest; ``replace`` deletes the layer's rows first.
-        Returns counts {"inserted", "updated", "deleted"}.
+        ``validated=True`` skips the per-row checks (the importers and the demo check rows
+        themselves, and report per row). ``extras[i]``, read after row ``i`` is taken from
+        ``rows``, goes to the ``extra`` column. ``append`` inserts all; ``upsert`` updates rows
+        whose code (the layer's code_field, else obj_code) exists and inserts the rest;
+        ``replace`` deletes the layer's rows first. Returns {"inserted", "updated", "deleted"}.
         """
         if mode not in ("append", "upsert", "replace"):
             raise ValueError(f"mode must be append, upsert or replace, not {mode!r}")
         layer = self.store.layer(layer_id)
-        t = self.store.table(layer_id)
-        rows = list(rows)
-        if not validated:
-            rows = self._prepare_rows(layer, rows)
-        extras = extras if extras is not None and len(extras) == len(rows) else [None] * len(rows)
         counts = {"inserted": 0, "updated": 0, "deleted": 0}
         if mode == "replace":
             counts["deleted"] = self._delete_all(layer_id)
-        to_insert: list[tuple[dict, Any, dict | None]] = []
         key = layer.code_field or ("obj_code" if layer.identifier else None)
-        existing: dict[str, Feature] = {}
-        if mode == "upsert" and key:
-            codes = [p.get(key) for p, _ in rows if p.get(key)]
-            for i in range(0, len(codes), CHUNK):
-                stmt = sa.select(*self.store.select_columns(layer_id)).where(t.c[key].in_(codes[i:i + CHUNK]))
-                for f in self.store.rows_to_features(layer_id, self.conn.execute(stmt)):
-                    existing[f.props[key]] = f
-        for (props, geom), extra in zip(rows, extras, strict=True):
-            current = existing.get(props.get(key)) if key else None
-            if current is not None:
-                self._update(layer, current, props, geom)
-                counts["updated"] += 1
-            else:
-                to_insert.append((props, geom, extra))
-        for i in range(0, len(to_insert), CHUNK):
-            counts["inserted"] += self._insert_chunk(layer, to_insert[i:i + CHUNK], src_file, src_crs)
+        size = CHUNK if self.store.dialect == "spatialite" else PG_CHUNK
+        start = 0
+        for chunk in batched(rows, size):
+            chunk_extras = [extras[start + i] if extras is not None and start + i < len(extras) else None
+                            for i in range(len(chunk))]
+            if not validated:
+                chunk = self._prepare_rows(layer, chunk, offset=start)
+            start += len(chunk)
+            existing = self._existing_by_code(layer, key, chunk) if mode == "upsert" and key else {}
+            to_insert = []
+            for (props, geom), extra in zip(chunk, chunk_extras, strict=True):
+                current = existing.get(props.get(key)) if key else None
+                if current is not None:
+                    self._update(layer, current, props, geom)
+                    counts["updated"] += 1
+                else:
+                    to_insert.append((props, geom, extra))
+            if to_insert:
+                counts["inserted"] += self._insert_chunk(layer, to_insert, src_file, src_crs)
         return counts
 
-    def _prepare_rows(self, layer: LayerSpec, rows: list) -> list:
+    def _existing_by_code(self, layer: LayerSpec, key: str, chunk: list) -> dict[str, Feature]:
+        t = self.store.table(layer.id)
+        codes = [p.get(key) for p, _ in chunk if p.get(key)]
+        if not codes:
+            return {}
+        stmt = sa.select(*self.store.select_columns(layer.id)).where(t.c[key].in_(codes))
+        return {f.props[key]: f for f in self.store.rows_to_features(layer.id, self.conn.execute(stmt))}
+
+    def _prepare_rows(self, layer: LayerSpec, rows: list, offset: int = 0) -> list:
         out, problems = [], []
         for i, (props, geom) in enumerate(rows):
             try:
                 out.append(self.prepare(layer, props, geom))
             except ValidationFailedError as exc:
-                problems += [{**e, "row": i} for e in exc.errors]
+                problems += [{**e, "row": offset + i} for e in exc.errors]
         if problems:
-            raise ValidationFailedError(f"{len({p['row'] for p in problems})} of {len(rows)} rows are invalid "
-                                        f"for {layer.title}", problems[:1000])
+            raise ValidationFailedError(f"{len({p['row'] for p in problems})} rows are invalid for {layer.title} "
+                                        f"(rows {offset}–{offset + len(rows) - 1} checked)", problems[:1000])
         return out
 
     def _delete_all(self, layer_id: str) -> int:
@@ -386,11 +403,52 @@ class Writer:
 
     def _insert_chunk(self, layer: LayerSpec, chunk: list[tuple[dict, Any, dict | None]],
                       src_file: str | None, src_crs: str | None) -> int:
-        t = self.store.table(layer.id)
         self._fill_admin_codes(layer, [(p, g) for p, g, _ in chunk])
         for props, geom, _ in chunk:
             self._enrich(layer, props, geom)
         self.assign_codes(layer, [(p, g) for p, g, _ in chunk])
+        if self.store.dialect == "postgis":
+            ids = self._copy_chunk(layer, chunk, src_file, src_crs)
+        else:
+            ids = self._insert_values(layer, chunk, src_file, src_crs)
+        ch = self._change(layer.id, "insert")
+        ch.ids += ids
+        ch.new_geoms += [g for _, g, _ in chunk]
+        return len(ids)
+
+    def _copy_chunk(self, layer: LayerSpec, chunk: list, src_file: str | None, src_crs: str | None) -> list[int]:
+        """PostGIS: rows and their history entries by COPY (see geoapi.storage.pgcopy)."""
+        t = self.store.table(layer.id)
+        fields = layer.all_fields
+        json_fields = {f.name for f in fields if f.type in ("json", "enum_list")}
+        ids = pgcopy.reserve_ids(self.conn, t, len(chunk))
+        geoms = shapely.set_srid(np.array([g for _, g, _ in chunk], dtype=object), schema.SRID)
+        ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True, flavor="extended")
+        columns = ["id", *[f.name for f in fields], "version", "created_at", "created_by", "updated_at",
+                   "updated_by", "batch_id", "src_file", "src_crs", "extra", "geom"]
+
+        def as_text(name, value):
+            return dump_json(value) if value is not None and name in json_fields else value
+
+        rows = ((fid, *[as_text(f.name, props.get(f.name)) for f in fields], 1, self.now, self.actor, self.now,
+                 self.actor, self.batch_id, src_file, src_crs, dump_json(extra) if extra is not None else None, hexgeom)
+                for fid, (props, _, extra), hexgeom in zip(ids, chunk, ewkb, strict=True))
+        try:
+            pgcopy.copy_rows(self.conn, t, columns, rows)
+        except Exception as exc:  # psycopg raises its own errors from COPY; say which row class failed
+            if getattr(exc, "sqlstate", "").startswith("23"):
+                raise ConflictError(f"{layer.title}: the database refused the batch ({exc})") from exc
+            raise
+        # orjson writes dates and tuples itself: the same JSON as snapshot(), without its recursion
+        history = ((layer.id, fid, 1, "insert", self.actor, self.now, self.batch_id, None,
+                    orjson.dumps({"properties": p, "geometry": mapping(g)}, option=orjson.OPT_SERIALIZE_NUMPY).decode())
+                   for fid, (p, g, _) in zip(ids, chunk, strict=True))
+        pgcopy.copy_rows(self.conn, schema.history, ["layer", "feature_id", "version", "op", "actor", "at",
+                                                     "batch_id", "before", "after"], history)
+        return ids
+
+    def _insert_values(self, layer: LayerSpec, chunk: list, src_file: str | None, src_crs: str | None) -> list[int]:
+        t = self.store.table(layer.id)
         names = [f.name for f in layer.all_fields]
         params = []
         for props, geom, extra in chunk:
@@ -407,7 +465,4 @@ class Writer:
             raise ConflictError(f"{layer.title}: the database refused the batch ({exc.orig})") from exc
         self._history([self._history_row(layer.id, fid, 1, "insert", None, snapshot(p, g))
                        for fid, (p, g, _) in zip(ids, chunk, strict=True)])
-        ch = self._change(layer.id, "insert")
-        ch.ids += ids
-        ch.new_geoms += [g for _, g, _ in chunk]
-        return len(ids)
+        return ids
