@@ -41,6 +41,14 @@ def _principal(store: Store, authorization: str | None) -> Principal | None:
     return authenticate(store.engine, token.strip())
 
 
+def get_principal(store: StoreDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """Who is calling: the presented key's principal, ANONYMOUS without one; a bad key is 401."""
+    return _principal(store, authorization) or ANONYMOUS
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
 def require(role: str):
     """A dependency that admits callers holding ``role`` or a stronger one."""
 

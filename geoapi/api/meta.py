@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from geoapi import __version__
 from geoapi.api import html
-from geoapi.api.deps import ReaderDep, SettingsDep, StoreDep
+from geoapi.api.deps import PrincipalDep, ReaderDep, SettingsDep, StoreDep
 from geoapi.api.features import base_url, json_response
 from geoapi.errors import DatabaseUnavailableError
 
@@ -77,6 +77,12 @@ def layers(store: StoreDep, _: ReaderDep):
             "tiles": layer.tiles.model_dump(), "style": layer.style.model_dump(),
         })
     return json_response({"layers": out})
+
+
+@router.get("/auth/whoami", tags=["meta"], summary="The role and name of the presented API key")
+def whoami(who: PrincipalDep):
+    # Open even when reads are closed: the web map asks it to decide which controls to show.
+    return {"role": who.role, "name": who.name}
 
 
 @router.get("/healthz", tags=["meta"], summary="The process is up")

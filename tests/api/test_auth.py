@@ -56,3 +56,20 @@ def test_keys_are_stored_hashed(store):
     with store.engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT key_hash FROM api_keys")).scalars().all()
     assert key.split("_", 2)[2] not in " ".join(stored)
+
+
+def test_whoami_names_the_key_holder(client, keys, store):
+    from geoapi.auth import create_key
+
+    assert client.get("/auth/whoami").json() == {"role": "viewer", "name": "anonymous"}
+    assert client.get("/auth/whoami", headers=keys["dispatcher"]).json() == {"role": "dispatcher",
+                                                                             "name": "test-dispatcher"}
+    key = create_key(store.engine, "editor", "张三")
+    assert client.get("/auth/whoami", headers={"Authorization": f"Bearer {key}"}).json() == {"role": "editor",
+                                                                                             "name": "张三"}
+
+
+def test_whoami_refuses_a_bad_key(client):
+    for header in ("Bearer gk_deadbeef_nope", "Basic abc"):
+        r = client.get("/auth/whoami", headers={"Authorization": header})
+        assert r.status_code == 401 and r.json()["code"], header

@@ -158,8 +158,10 @@ def test_import_view_needs_an_editor_key(map_page):
     assert mp.page.locator("#import-go").is_disabled()
     mp.page.evaluate("(k) => { localStorage.setItem('geoapi.apiKey', k); window.dispatchEvent(new Event('geoapi:key')); }",
                      mp.server.editor_key)
-    has_imports = mp.page.evaluate("() => !document.getElementById('import-disabled')")
-    assert mp.page.locator("#import-go").is_disabled() is (not has_imports)
+    # The page asks GET /auth/whoami who the key is; the button then names the role and holder.
+    mp.page.wait_for_function("() => document.getElementById('login-btn').textContent === '编辑: webmap-test-editor'")
+    assert mp.page.locator("#import-disabled").count() == 0      # the server has /imports
+    assert mp.page.locator("#import-go").is_enabled()
     mp.screenshot("07-import")
 
 

@@ -31,7 +31,12 @@ export function authHeaders(extra = {}) {
 }
 
 /** fetch + JSON; throws ApiError with the server's {code, detail} on a non-2xx answer. */
-export async function api(path, { params, method = 'GET', body, json, headers } = {}) {
+export async function api(path, opts) {
+  return (await request(path, opts)).data;
+}
+
+/** Like api(), but also gives the response headers (the ETag a PATCH sends back as If-Match). */
+export async function request(path, { params, method = 'GET', body, json, headers } = {}) {
   const h = authHeaders(headers);
   let payload = body;
   if (json !== undefined) { payload = JSON.stringify(json); h['Content-Type'] = 'application/json'; }
@@ -41,7 +46,17 @@ export async function api(path, { params, method = 'GET', body, json, headers } 
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = { detail: text.slice(0, 200) }; }
   if (!res.ok) throw new ApiError(res.status, data, u);
-  return data;
+  return { data, headers: res.headers };
+}
+
+/** Save a file the API serves (with the key, so it works when reads need one). */
+export async function download(path, filename) {
+  const res = await fetch(url(path), { headers: authHeaders() });
+  if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null), url(path));
+  const href = URL.createObjectURL(await res.blob());
+  const a = Object.assign(document.createElement('a'), { href, download: filename });
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 5000);
 }
 
 // The server's routes from /openapi.json: endpoints other parts of geoapi add (nearest,
@@ -78,6 +93,7 @@ export function explain(e) {
   if (e instanceof ApiError) {
     if (e.status === 401) return '需要登录：请点右上角“登录”并粘贴 API 密钥';
     if (e.status === 403) return `权限不足：${e.body?.detail || ''}`;
+    if (e.status === 412) return '该记录已被他人修改，请刷新';
     const extra = (e.body?.errors || []).map((x) => x.message || JSON.stringify(x)).join('；');
     return `${e.body?.detail || e.message}${extra ? '（' + extra + '）' : ''}`;
   }

@@ -1,6 +1,7 @@
 // 窨井盖监管一张图: boots the map from /layers and the generated style, wires the tabs.
 import * as maplibregl from '../vendor/maplibre-gl/maplibre-gl.mjs';
-import { API, api, optional, explain, getKey, setKey, loadRoutes } from './api.js';
+import { API, api, optional, explain, getKey, loadRoutes } from './api.js';
+import { wireLogin } from './auth.js';
 import { toast } from './ui.js';
 import { buildLegend } from './legend.js';
 import { fallbackStyle, addTianditu } from './style.js';
@@ -68,7 +69,7 @@ async function boot() {
   window.geoapiApp = app;
 
   wireTabs(app);
-  wireLogin(app);
+  const userKnown = wireLogin();
   wireBasemap(app);
   map.on('mousemove', (e) => {
     document.getElementById('coord-box').textContent =
@@ -81,6 +82,7 @@ async function boot() {
   buildLegend(app, document.getElementById('legend-body'));
   for (const view of Object.values(VIEWS)) view.init?.(app, document.getElementById(`tab-${viewName(view)}`));
   startTileRefresh(app, tileVersions);
+  await userKnown;
   window.geoapiReady = true;
   document.body.dataset.ready = '1';
 }
@@ -138,34 +140,6 @@ function onMapClick(app, e) {
   const layerId = hit.layer.metadata?.['geoapi:layer'] || hit.sourceLayer || hit.properties.layer;
   const fid = hit.id ?? hit.properties.id;
   if (layerId && fid !== undefined) app.openArchive(layerId, fid);
-}
-
-function wireLogin(app) {
-  const btn = document.getElementById('login-btn');
-  const dialog = document.getElementById('login-dialog');
-  const refresh = () => {
-    const key = getKey();
-    btn.textContent = key ? `已登录 ${key.slice(0, 11)}…` : '登录（只读）';
-    document.body.classList.toggle('logged-in', !!key);
-  };
-  refresh();
-  window.addEventListener('geoapi:key', refresh);
-  btn.addEventListener('click', () => {
-    document.getElementById('login-key').value = '';
-    document.getElementById('login-msg').textContent = getKey() ? '当前已保存密钥。' : '';
-    dialog.showModal();
-  });
-  dialog.addEventListener('close', () => {
-    if (dialog.returnValue === 'save') {
-      const key = document.getElementById('login-key').value.trim();
-      if (!/^gk_/.test(key)) { toast('密钥格式不对：应以 gk_ 开头'); return; }
-      setKey(key);
-    } else if (dialog.returnValue === 'logout') {
-      setKey('');
-    } else return;
-    toast(getKey() ? '已保存密钥' : '已退出登录，现为只读');
-    window.dispatchEvent(new CustomEvent('geoapi:key'));
-  });
 }
 
 function wireBasemap(app) {

@@ -1,6 +1,7 @@
 // 电子档案: one asset's record — every attribute with its 中文 label, 部件标识码, photos, history
 // (who changed what, when), its alarms, and the road segment and unit grid it belongs to.
-import { api, optional, explain, hasRoute } from '../api.js';
+import { api, request, optional, explain, hasRoute } from '../api.js';
+import { editForm } from './archive_edit.js';
 import { el, clear, fmtValue, fmtTime, table } from '../ui.js';
 import { anchorOf, pointInGeometry } from '../coords.js';
 
@@ -29,9 +30,11 @@ export async function open(a, layerId, id) {
   const layer = app.layerById[layerId];
   if (!layer) { clear(root, el('div.error', {}, `未知图层：${layerId}`)); return; }
   clear(root, el('p.muted', {}, '加载中…'));
-  let feature;
+  let feature, etag;
   try {
-    feature = await api(`/collections/${layerId}/items/${id}`);
+    const res = await request(`/collections/${layerId}/items/${id}`);
+    feature = res.data;
+    etag = res.headers.get('ETag');
   } catch (e) {
     clear(root, el('div.error', {}, `档案加载失败：${explain(e)}`));
     return;
@@ -52,6 +55,7 @@ export async function open(a, layerId, id) {
       coord ? el('button', { onclick: () => app.flyTo(coord, 18) }, '定位') : null,
       coord ? el('span.muted', { style: 'font-size:12px' }, `${coord[0].toFixed(6)}, ${coord[1].toFixed(6)}`) : null),
     photos.length ? el('div.photos', {}, photos.map((u) => el('a', { href: u, target: '_blank' }, el('img', { src: u, alt: '照片' })))) : null,
+    editForm(layer, feature, etag, { reopen: () => open(app, layerId, feature.id), toast: app.toast }),
     el('h3', {}, '属性'),
     attributes(layer, p),
     el('h3', {}, '所属路段与网格'), el('div#archive-place', {}, '查询中…'),
