@@ -8,121 +8,21 @@ Used by tests/telemetry with a handful of devices, and as a benchmark with many:
 The benchmark starts its own server (uvicorn, a fresh SpatiaLite file, the fleet loaded as
 smart covers), sends heartbeats at ``--rate`` messages/s with ~1 % cover-open events, listens
 on ``GET /events`` and reports the sustained ingest rate and the p95 time from sending an
-opening message to its COVER_OPEN alarm on the event stream.
+opening message to its COVER_OPEN alarm on the event stream. For demos against a running
+server use `geoapi fleet` instead (same simulator, geoapi/telemetry/simulate.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-# 焦作 城区 around 113.24E 35.21N (EPSG:4490)
-CENTRE = (113.24, 35.21)
-
-
-@dataclass
-class SimDevice:
-    imei: str
-    tilt: float = 0.5
-    battery: float = 90.0
-    rsrp: float = -95.0
-    seq: int = 0
-
-
-@dataclass
-class Fleet:
-    devices: list[SimDevice]
-    rng: random.Random = field(default_factory=lambda: random.Random(7))
-
-    @classmethod
-    def create(cls, n: int, prefix: str = "8612340", seed: int = 7) -> Fleet:
-        rng = random.Random(seed)
-        devs = [SimDevice(imei=f"{prefix}{i:08d}"[:15], tilt=round(rng.uniform(0, 2), 1),
-                          battery=round(rng.uniform(40, 100)), rsrp=-rng.randint(80, 110)) for i in range(n)]
-        return cls(devs, rng)
-
-    def features(self) -> list[tuple[dict[str, Any], Any]]:
-        """The fleet as smart-cover rows for ``store.bulk_write("smart_covers", …)``."""
-        from shapely.geometry import Point
-
-        out = []
-        for i, d in enumerate(self.devices):
-            x = CENTRE[0] + (i % 100) * 0.0005
-            y = CENTRE[1] + (i // 100) * 0.0005
-            out.append(({"device_sn": f"SIM-{d.imei[-8:]}", "imei": d.imei, "platform": "MQTT直连",
-                         "heartbeat_s": 3600, "fortify_state": "设防"}, Point(x, y)))
-        return out
-
-    def _msg(self, d: SimDevice, ts: dt.datetime | None = None, **values: Any) -> dict[str, Any]:
-        d.seq += 1
-        return {"imei": d.imei, "msg_id": f"{d.imei}-{d.seq}-{uuid.uuid4().hex[:6]}",
-                "ts": (ts or dt.datetime.now(dt.UTC)).isoformat(), **values}
-
-    def heartbeat(self, d: SimDevice, ts: dt.datetime | None = None) -> dict[str, Any]:
-        d.battery = max(0.0, d.battery - self.rng.random() * 0.01)
-        rsrp = d.rsrp + self.rng.randint(-3, 3)
-        # Some NB-IoT modules report RSRP as a positive magnitude (DOMAIN.md §3.2).
-        return self._msg(d, ts, tilt_deg=round(d.tilt + self.rng.uniform(-0.3, 0.3), 1), cover_state="正常",
-                         battery_pct=round(d.battery, 1), rsrp_dbm=-rsrp if self.rng.random() < 0.2 else rsrp)
-
-    def open_cover(self, d: SimDevice, ts: dt.datetime | None = None) -> dict[str, Any]:
-        return self._msg(d, ts, tilt_deg=round(self.rng.uniform(60, 95), 1), cover_state="打开")
-
-    def tilt(self, d: SimDevice, deg: float, ts: dt.datetime | None = None) -> dict[str, Any]:
-        return self._msg(d, ts, tilt_deg=deg)
-
-    def reset(self, d: SimDevice, ts: dt.datetime | None = None) -> dict[str, Any]:
-        return self._msg(d, ts, tilt_deg=round(d.tilt, 1), cover_state="复位")
-
-
-class MqttPublisher:
-    """QoS 1 publisher; waits until the broker has acknowledged every message."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883, topic_prefix: str = "geoapi/telemetry"):
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        self.prefix = topic_prefix
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-{uuid.uuid4().hex[:8]}")
-        self.client.max_inflight_messages_set(1000)
-        self.client.max_queued_messages_set(0)
-        self.client.connect(host, port, keepalive=30)
-        self.client.loop_start()
-
-    def publish(self, messages: Iterable[dict[str, Any]], wait: bool = True) -> list:
-        import orjson
-
-        infos = [self.client.publish(f"{self.prefix}/{m['imei']}", orjson.dumps(m), qos=1) for m in messages]
-        if wait:
-            for info in infos:
-                info.wait_for_publish(timeout=30)
-        return infos
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-class HttpPublisher:
-    def __init__(self, base_url: str, headers: dict[str, str]):
-        import httpx
-
-        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=30)
-
-    def publish(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        r = self.client.post("/telemetry", json=messages)
-        r.raise_for_status()
-        return r.json()
-
-    def close(self) -> None:
-        self.client.close()
+# The simulator lives in the package (`geoapi fleet` uses it too); re-exported for the tests.
+from geoapi.telemetry.simulate import CENTRE, Fleet, HttpPublisher, MqttPublisher, SimDevice  # noqa: F401
 
 
 # -- benchmark ---------------------------------------------------------------------------------------

@@ -24,6 +24,11 @@ from geoapi.settings import Settings
 from geoapi.storage import Store
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# Tables, columns and triggers of the public schema: a database whose shape differs from the
+# template's was changed by its test and is not reused.
+SCHEMA_SHAPE = """SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
+    SELECT table_name || '.' || column_name AS x FROM information_schema.columns WHERE table_schema = 'public'
+    UNION ALL SELECT tgname FROM pg_trigger WHERE NOT tgisinternal) s"""
 RUN_ID = uuid.uuid4().hex[:8]
 
 
@@ -57,7 +62,9 @@ class DatabaseFactory:
         self.tmp = tmp
         self.pg_base_url = pg_base_url
         self.created: list[str] = []
+        self.pool: list[str] = []
         self.template: str | None = None
+        self.template_shape: str | None = None
 
     def _admin(self):
         return psycopg.connect(_pg_admin_dsn(self.pg_base_url), autocommit=True)
@@ -89,11 +96,42 @@ class DatabaseFactory:
             path = self.tmp / f"db-{uuid.uuid4().hex[:8]}.sqlite"
             shutil.copyfile(self.template, path)
             return f"sqlite:///{path}"
+        if self.pool:
+            return self._pg_url(self.pool.pop())
         name = f"geoapi_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
         with self._admin() as conn:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
         self.created.append(name)
         return self._pg_url(name)
+
+    def release(self, url: str) -> None:
+        """Empty a used PostGIS database and pool it for the next test.
+
+        Dropping a database forces a checkpoint, which takes seconds on a busy server; emptying
+        the tables takes milliseconds. A test that changed the schema gets its database dropped.
+        """
+        if self.backend != "postgis":
+            return
+        name = url.rsplit("/", 1)[1]
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with self._admin() as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            shape = conn.execute(SCHEMA_SHAPE).fetchone()[0]
+            if self.template_shape is None:
+                with psycopg.connect(self._pg_url(self.template).replace("postgresql+psycopg://", "postgresql://")) as t:
+                    self.template_shape = t.execute(SCHEMA_SHAPE).fetchone()[0]
+            if shape != self.template_shape:
+                dirty = True
+            else:
+                tables = [r[0] for r in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename NOT IN ('spatial_ref_sys', 'alembic_version')")]
+                conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+                dirty = False
+        if not dirty:
+            self.pool.append(name)
 
     def drop_all(self) -> None:
         if self.backend != "postgis" or not self.created:
@@ -125,8 +163,10 @@ def backend(request, db_factories) -> str:
 
 
 @pytest.fixture
-def settings(backend, db_factories, tmp_path) -> Settings:
-    return Settings(database_url=db_factories[backend].new_url(), data_dir=tmp_path)
+def settings(backend, db_factories, tmp_path) -> Iterator[Settings]:
+    url = db_factories[backend].new_url()
+    yield Settings(database_url=url, data_dir=tmp_path)
+    db_factories[backend].release(url)
 
 
 @pytest.fixture

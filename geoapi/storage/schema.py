@@ -80,6 +80,7 @@ telemetry = sa.Table(
     sa.Column("water_state", sa.String(10)),
     sa.Column("depth_cm", sa.Float),
     sa.Column("gas_lel_pct", sa.Float),
+    sa.Column("h2s_ppm", sa.Float),  # revision 0003
     sa.Column("battery_pct", sa.Float),
     sa.Column("voltage_v", sa.Float),
     sa.Column("rsrp_dbm", sa.Float),

@@ -19,7 +19,8 @@ KEY_FIELDS = {"smart_covers": ("imei", "platform_device_id", "device_sn"),
 STATE_FIELDS = {
     "smart_covers": ("status", "admin_code", "heartbeat_s", "tilt_threshold_deg", "baseline_tilt_deg",
                      "fortify_state", "device_state", "online_state", "alarm_state", "last_seen_at"),
-    "waterlogging_points": ("status", "admin_code", "warn_depth_cm", "close_depth_cm", "last_seen_at"),
+    "waterlogging_points": ("status", "admin_code", "warn_depth_cm", "close_depth_cm", "heartbeat_s",
+                            "last_seen_at"),
 }
 
 

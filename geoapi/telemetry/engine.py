@@ -39,6 +39,8 @@ class Runtime:
     last_seen: dt.datetime | None = None     # our receive time of the newest message
     spikes: deque = field(default_factory=deque)   # device times of tilt spikes
     depths: deque = field(default_factory=deque)   # (device time, depth cm)
+    flat_value: float | None = None          # the wet depth repeated flat_count times running
+    flat_count: int = 0
     latest: dict[str, Any] = field(default_factory=dict)
 
     def state(self, code: str) -> RuleState:
@@ -68,7 +70,19 @@ class Clear:
     final: bool = True      # False: a manual alarm's condition has gone; it stays open
 
 
-Action = Raise | Clear
+@dataclass
+class Escalate:
+    """An active alarm whose reading crossed its rule's higher line (GAS_H2S 预警 → 报警)."""
+
+    ref: Ref
+    code: str
+    alarm_id: int | None
+    level: str
+    at: dt.datetime
+    value: dict[str, Any]
+
+
+Action = Raise | Clear | Escalate
 
 
 class RulesEngine:
@@ -105,6 +119,7 @@ class RulesEngine:
         ctx = Ctx(values=r.values, flags=r.flags, th=th)
         if device.layer == "waterlogging_points":
             ctx.rise_cm = self._rise(rt, r, ctx, th)
+            ctx.flat = self._flat(rt, ctx, th)
         suppressed = device.props.get("fortify_state") == "撤防"
         ctx.spikes = self._spikes(rt, r.ts, th)
         spiked = False
@@ -125,22 +140,29 @@ class RulesEngine:
             if suppressed and rule.suppressible:
                 st.reset()
                 return [], False
+            level = rule.level_for(ctx)
             if raise_c is True and rule.immediate is not None and rule.immediate(ctx) is True:
-                return self._raise_now(device, rt, rule.code, rule.level, r.received_at, self._value(r)), False
+                return self._raise_now(device, rt, rule.code, level, r.received_at, self._value(r)), False
             if raise_c is True:
                 if st.phase == "idle":
                     st.phase, st.since_ts, st.since_wall, st.count = "pending", r.ts, r.received_at, 0
                 st.count += 1
                 need = rule.sample_count(ctx.th)
-                held = (r.ts - st.since_ts).total_seconds() >= rule.seconds(rule.debounce, ctx.th)
+                # a rule counted in samples only (SIGNAL_WEAK) has no time debounce to satisfy
+                held = rule.debounce is not None and \
+                    (r.ts - st.since_ts).total_seconds() >= rule.seconds(rule.debounce, ctx.th)
                 if held or (need > 1 and st.count >= need):
-                    return self._raise_now(device, rt, rule.code, rule.level, r.received_at, self._value(r)), False
+                    return self._raise_now(device, rt, rule.code, level, r.received_at, self._value(r)), False
                 return [], False
             if raise_c is False and st.phase == "pending":
                 st.reset()
                 return [], rule.counts_spikes  # fell back before the debounce: a spike, not an alarm
             return [], False
         # active
+        if rule.escalate_level and st.level != rule.escalate_level and rule.level_for(ctx) == rule.escalate_level:
+            st.level = rule.escalate_level
+            st.clear_ts = st.clear_wall = None
+            return [Escalate(device.ref, rule.code, st.alarm_id, st.level, r.received_at, self._value(r))], False
         if rule.clear_now is not None and rule.clear_now(ctx) is True:
             return self._clear(device, rt, rule.code, r.received_at, "reset reported", manual=rule.manual), False
         clear_c = rule.clear(ctx) if rule.clear is not None else None
@@ -172,6 +194,19 @@ class RulesEngine:
         while rt.depths and r.ts - rt.depths[0][0] > window:
             rt.depths.popleft()
         return depth - min(d for _, d in rt.depths)
+
+    def _flat(self, rt: Runtime, ctx: Ctx, th: dict[str, float]) -> int:
+        """How many wet readings running have repeated the same depth (a stuck gauge)."""
+        depth = ctx.raw_depth()
+        if depth is None:
+            return 0
+        if depth < th.get("flat_min_cm", 1):
+            rt.flat_value, rt.flat_count = None, 0
+        elif rt.flat_value is not None and abs(depth - rt.flat_value) <= th.get("flat_tolerance_cm", 0):
+            rt.flat_count += 1
+        else:
+            rt.flat_value, rt.flat_count = depth, 1
+        return rt.flat_count
 
     def _raise_now(self, device: Device, rt: Runtime, code: str, level: str, at: dt.datetime,
                    value: dict[str, Any]) -> list[Action]:

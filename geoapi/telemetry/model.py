@@ -14,6 +14,7 @@ READING_FIELDS = (
     "water_state",     # 正常 | 低水位 | 中水位 | 水满
     "depth_cm",        # cm of standing water on the road (积水点 gauges)
     "gas_lel_pct",     # % LEL combustible gas
+    "h2s_ppm",         # ppm hydrogen sulphide (toxic-gas sensor)
     "battery_pct",     # %
     "voltage_v",       # V
     "rsrp_dbm",        # dBm, negative
@@ -22,7 +23,7 @@ READING_FIELDS = (
     "temp_c",          # °C
 )
 # Boolean vendor flags (DOMAIN.md §3.2/§3.3), kept in telemetry.flags.
-FLAG_FIELDS = ("vibration", "displaced", "tamper", "smoke", "first_power_on")
+FLAG_FIELDS = ("vibration", "displaced", "tamper", "smoke", "temp_high", "first_power_on")
 
 COVER_STATES = ("正常", "打开", "松动", "复位")
 WATER_STATES = ("正常", "低水位", "中水位", "水满")

@@ -31,6 +31,8 @@ ALIASES: dict[str, str] = {
     "water_status": "water_state", "waterstate": "water_state", "water_level_state": "water_state",
     "depth": "depth_cm", "water_depth_cm": "depth_cm", "ponding_depth_cm": "depth_cm",
     "gas_lel": "gas_lel_pct", "methane_lel": "gas_lel_pct", "ch4_lel": "gas_lel_pct", "lel": "gas_lel_pct",
+    "h2s": "h2s_ppm", "h2s_concentration": "h2s_ppm", "h2sconcentration": "h2s_ppm", "hydrogen_sulfide": "h2s_ppm",
+    "hydrogen_sulphide": "h2s_ppm",
     "battery_level": "battery_pct", "battery": "battery_pct", "batterylevel": "battery_pct",
     "battery_voltage": "voltage_v", "voltage": "voltage_v",
     "rsrp": "rsrp_dbm", "signal_intensity": "csq", "signalintensity": "csq",
@@ -40,11 +42,13 @@ ALIASES: dict[str, str] = {
     "tamper_alarm": "tamper", "dismantle": "tamper", "smoke_alarm": "smoke",
 }
 STATUS_CODE_KEYS = ("status_code", "report_type", "reporttype")
+# 温度状态 0 正常 / 1 低温 / 2 高温 (DOMAIN.md §3.2): only 高温 matters (TEMP_HIGH), kept as a flag.
+TEMP_STATE_KEYS = ("temp_state", "temperature_state", "temperaturestate", "tempstate")
 
 _RANGES: dict[str, tuple[float, float]] = {
     "tilt_deg": (-180, 180), "water_level_m": (0, 50), "depth_cm": (-50, 1000), "gas_lel_pct": (0, 100),
-    "battery_pct": (0, 100), "voltage_v": (0, 60), "rsrp_dbm": (-160, 160), "snr": (-50, 60),
-    "csq": (0, 99), "temp_c": (-60, 150),
+    "h2s_ppm": (0, 10000), "battery_pct": (0, 100), "voltage_v": (0, 60), "rsrp_dbm": (-160, 160),
+    "snr": (-50, 60), "csq": (0, 99), "temp_c": (-60, 150),
 }
 _CODES = {"cover_state": dict(enumerate(COVER_STATES)),
           "water_state": {0: "正常", 1: "水满", 2: "中水位", 3: "低水位"}}
@@ -88,6 +92,15 @@ def _flag(name: str, value: Any) -> bool:
     raise PayloadError(f"{name} must be true/false or 0/1, not {value!r}", [{"field": name, "message": "not a flag"}])
 
 
+def _temp_high(value: Any) -> bool:
+    if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value).strip() in ("0", "1", "2"):
+        return str(value).strip() == "2"
+    if isinstance(value, str) and value.strip() in ("正常", "低温", "高温"):
+        return value.strip() == "高温"
+    raise PayloadError(f"temp_state={value!r} is not one of 正常 | 低温 | 高温 (or codes 0–2)",
+                       [{"field": "temp_state", "message": "unknown state"}])
+
+
 def normalise(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bool]]:
     """Canonical readings and flags from vendor-named fields; unknown names are ignored."""
     values: dict[str, Any] = {}
@@ -99,6 +112,9 @@ def normalise(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bool]]:
         if lower in STATUS_CODE_KEYS:
             if str(value) == "3":  # 上电第一次上报: information, never an alarm (DOMAIN.md §3.2)
                 flags["first_power_on"] = True
+            continue
+        if lower in TEMP_STATE_KEYS:
+            flags["temp_high"] = _temp_high(value)
             continue
         name = ALIASES.get(lower)
         if name is None:

@@ -22,7 +22,8 @@ LEVEL_ORDER = {"信息": 0, "提示": 1, "预警": 2, "报警": 3, "紧急": 4}
 DEVICE_OVERRIDES = {
     "smart_covers": {"tilt_threshold_deg": "tilt_warn_deg", "baseline_tilt_deg": "baseline_deg",
                      "heartbeat_s": "heartbeat_s"},
-    "waterlogging_points": {"warn_depth_cm": "warn_depth_cm", "close_depth_cm": "close_depth_cm"},
+    "waterlogging_points": {"warn_depth_cm": "warn_depth_cm", "close_depth_cm": "close_depth_cm",
+                            "heartbeat_s": "heartbeat_s"},
 }
 
 
@@ -35,16 +36,22 @@ class Ctx:
     th: dict[str, float]
     spikes: int = 0                 # tilt spikes in the loose window (engine-maintained)
     rise_cm: float | None = None    # depth rise over the rise window (engine-maintained)
+    flat: int = 0                   # identical wet depth readings running (engine-maintained)
 
     def tilt(self) -> float | None:
         t = self.values.get("tilt_deg")
         return None if t is None else abs(t - self.th.get("baseline_deg", 0.0))
 
-    def depth(self) -> float | None:
+    def raw_depth(self) -> float | None:
         d = self.values.get("depth_cm")
         if d is None and self.values.get("water_level_m") is not None:
             d = self.values["water_level_m"] * 100  # a gauge's level above its zero = the depth
         return d
+
+    def depth(self) -> float | None:
+        """The depth to judge ponding by; a negative reading is a gauge fault, not a measurement."""
+        d = self.raw_depth()
+        return None if d is None or d < self.th.get("fault_negative_cm", -1) else d
 
 
 Cond = Callable[[Ctx], "bool | None"]
@@ -67,6 +74,13 @@ class Rule:
     manual: bool = False             # only a dispatcher closes it (the clear condition is logged)
     suppressible: bool = False       # 撤防 suppresses it (cover alarms, DOMAIN.md §10.1)
     counts_spikes: bool = False      # a pending raise that falls back is a tilt spike
+    escalate: Cond | None = None     # raise at, or escalate an active alarm to, escalate_level
+    escalate_level: str | None = None
+
+    def level_for(self, ctx: Ctx) -> str:
+        if self.escalate is not None and self.escalate(ctx) is True:
+            return self.escalate_level or self.level
+        return self.level
 
     def seconds(self, key: str | None, th: dict[str, float]) -> float:
         return float(th.get(key, 0)) if key else 0.0
@@ -153,9 +167,16 @@ SMART_COVER_RULES = (
     Rule("GAS_LEL_2", "可燃气体二级", "紧急", "smart_covers",
          when=lambda c: _ge(c.values.get("gas_lel_pct"), c.th["gas_lel_2"]),
          clear=lambda c: _lt(c.values.get("gas_lel_pct"), c.th["gas_lel_2_clear"]), immediate=lambda c: True),
+    # One code, two levels (§10.1): 预警 from 10 ppm, 报警 from 20 ppm; an active warning escalates.
+    Rule("GAS_H2S", "硫化氢", "预警", "smart_covers",
+         when=lambda c: _ge(c.values.get("h2s_ppm"), c.th["h2s_warn_ppm"]),
+         clear=lambda c: _lt(c.values.get("h2s_ppm"), c.th["h2s_clear_ppm"]), immediate=lambda c: True,
+         escalate=lambda c: _ge(c.values.get("h2s_ppm"), c.th["h2s_alarm_ppm"]), escalate_level="报警"),
     Rule("TEMP_HIGH", "高温", "预警", "smart_covers",
-         when=lambda c: _ge(c.values.get("temp_c"), c.th["temp_high_c"]),
-         clear=lambda c: _lt(c.values.get("temp_c"), c.th["temp_high_clear_c"]), immediate=lambda c: True),
+         when=lambda c: _any(_ge(c.values.get("temp_c"), c.th["temp_high_c"]), c.flags.get("temp_high")),
+         clear=lambda c: _all(_lt(c.values.get("temp_c"), c.th["temp_high_clear_c"]),
+                              None if c.flags.get("temp_high") is None else not c.flags["temp_high"]),
+         immediate=lambda c: True),
     Rule("BATTERY_LOW", "低电量", "预警", "smart_covers",
          when=lambda c: _band(c.values.get("battery_pct"), c.th["battery_critical_pct"] + 1e-9,
                               c.th["battery_low_pct"] + 1e-9),
@@ -167,7 +188,9 @@ SMART_COVER_RULES = (
          immediate=lambda c: True),
     Rule("SIGNAL_WEAK", "信号弱", "提示", "smart_covers",
          when=lambda c: _any(_lt(c.values.get("rsrp_dbm"), c.th["rsrp_weak_dbm"]), _lt(c.values.get("csq"), c.th["csq_weak"])),
-         clear=lambda c: _ge(c.values.get("rsrp_dbm"), c.th["rsrp_weak_clear_dbm"]), samples="signal_weak_samples"),
+         clear=lambda c: _all(_ge(c.values.get("rsrp_dbm"), c.th["rsrp_weak_clear_dbm"]),
+                              _ge(c.values.get("csq"), c.th["csq_weak_clear"])),
+         samples="signal_weak_samples"),
 )
 
 PONDING_RULES = (
@@ -190,6 +213,12 @@ PONDING_RULES = (
     Rule("PONDING_LONG", "长时间积水", "预警", "waterlogging_points",
          when=lambda c: _ge(c.depth(), c.th["warn_depth_cm"]), clear=lambda c: _lt(c.depth(), c.th["warn_depth_cm"]),
          debounce="long_hold_s"),
+    # §10.2: a negative or flat-lined reading means the gauge, not the road, needs attention.
+    Rule("GAUGE_FAULT", "设备故障", "预警", "waterlogging_points",
+         when=lambda c: _any(_lt(c.raw_depth(), c.th["fault_negative_cm"]), c.flat >= c.th["flat_samples"] or None),
+         clear=lambda c: None if c.raw_depth() is None else
+         (c.raw_depth() >= c.th["fault_negative_cm"] and c.flat < c.th["flat_samples"]),
+         immediate=lambda c: True, clear_hold="fault_clear_s"),
 )
 
 RULES: dict[str, tuple[Rule, ...]] = {"smart_covers": SMART_COVER_RULES, "waterlogging_points": PONDING_RULES}

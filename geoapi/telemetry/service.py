@@ -23,7 +23,7 @@ from geoapi.events import EventBus
 from geoapi.storage import Store
 from geoapi.storage.telemetry_store import TelemetryStore
 from geoapi.telemetry.devices import Device, DeviceIndex
-from geoapi.telemetry.engine import Action, Clear, Raise, RulesEngine
+from geoapi.telemetry.engine import Action, Clear, Escalate, Raise, RulesEngine
 from geoapi.telemetry.model import IngestResult, Reading
 from geoapi.telemetry.rules import ALARM_NAMES, load_thresholds
 
@@ -34,6 +34,7 @@ ACTOR = "telemetry"
 LIVE = {
     "smart_covers": {"tilt_deg": "last_tilt_deg", "cover_state": "last_cover_state", "water_state": "last_water_state",
                      "water_level_m": "last_water_level_m", "gas_lel_pct": "last_gas_lel_pct",
+                     "h2s_ppm": "last_h2s_ppm",
                      "battery_pct": "last_battery_pct", "rsrp_dbm": "last_rsrp_dbm"},
     "waterlogging_points": {"depth_cm": "last_depth_cm"},
 }
@@ -294,6 +295,16 @@ class TelemetryService:
                 mono = latest.get(a.ref, {}).get("_mono")
                 events.append(("alarm", {"action": "raised", "alarm": _public({**values, "id": alarm_id}),
                                          "latency_ms": round((time.monotonic() - mono) * 1000, 1) if mono else None}))
+            elif isinstance(a, Escalate):
+                alarm_id = a.alarm_id or raised.get((a.ref, a.code))
+                if alarm_id is None:
+                    continue
+                self.db.update_alarm(conn, alarm_id, {"level": a.level, "value": a.value})
+                alarm_events.append({"alarm_id": alarm_id, "at": a.at, "action": "escalated", "actor": ACTOR,
+                                     "note": f"level {a.level}", "detail": a.value})
+                events.append(("alarm", {"action": "escalated", "alarm": {"id": alarm_id, "type": a.code,
+                                                                            "level": a.level, "layer": a.ref[0],
+                                                                            "feature_id": a.ref[1]}}))
             elif isinstance(a, Clear):
                 alarm_id = a.alarm_id or raised.get((a.ref, a.code))
                 if alarm_id is None:

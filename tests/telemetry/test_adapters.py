@@ -112,3 +112,28 @@ def test_onenet_online_message():
     assert r.online is True
     with pytest.raises(PayloadError, match="type"):
         parse_onenet({"msg": {"type": 9, "dev_id": 7}})
+
+
+def test_h2s_reading_in_plain_json_and_vendor_names():
+    [r] = parse_plain({"imei": "1", "h2s_ppm": 12.5})
+    assert r.values == {"h2s_ppm": 12.5}
+    [c] = parse_ctwing({"messageType": "dataReport", "IMEI": "1", "timestamp": 1650554828842, "upPacketSN": 3,
+                        "payload": {"serviceId": "notification", "serviceData": {"H2S": 21, "temp_state": 2}}})
+    assert c.values == {"h2s_ppm": 21.0} and c.flags == {"temp_high": True}
+    [o] = parse_onenet({"msg": {"type": 1, "imei": "1", "dev_id": 9, "ds_id": "h2s_concentration", "value": 4,
+                                "at": 1650554828842}})
+    assert o.values == {"h2s_ppm": 4.0}
+
+
+def test_bad_h2s_and_temperature_state_are_rejected_with_the_field():
+    with pytest.raises(PayloadError) as exc:
+        parse_plain({"imei": "1", "h2s_ppm": -3})
+    assert exc.value.errors[0]["field"] == "h2s_ppm"
+    with pytest.raises(PayloadError) as exc:
+        parse_plain({"imei": "1", "temp_state": "hot"})
+    assert exc.value.errors[0]["field"] == "temp_state"
+
+
+def test_first_power_on_status_is_a_flag_only():
+    [r] = parse_plain({"imei": "1", "status_code": 3, "tilt_deg": 0.2})
+    assert r.flags == {"first_power_on": True} and r.values == {"tilt_deg": 0.2}
