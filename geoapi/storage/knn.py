@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy import func
 
-from geoapi.storage.spatial import index_frame, point
+from geoapi.storage.spatial import index_frame, point, within_metres
 from geoapi.storage.store import Store
 
 WORLD_DEG = 360.0
@@ -88,3 +88,14 @@ def within_degrees(store: Store, layer_id: str, lon: float, lat: float, r_deg: f
     with store.read() as conn:
         return conn.execute(stmt.where(cond, *conds).order_by(d)).all()
 
+
+
+def within_geodesic(store: Store, layer_id: str, lon: float, lat: float, metres: float,
+                    frame: tuple[float, float, float, float], conds: list) -> list:
+    """Every matching row within ``metres`` on the ellipsoid; ``frame`` (lon/lat box holding the
+    whole circle) drives the index. Tighter than a degree circle away from the equator."""
+    table = store.table(layer_id)
+    stmt, d = _select(store, table, lon, lat)
+    with store.read() as conn:
+        return conn.execute(stmt.where(within_metres(store.dialect, table, lon, lat, metres, frame), *conds)
+                            .order_by(d)).all()

@@ -77,15 +77,14 @@ def _postgis_layer(store: Store, layer: LayerSpec, tile: TileId, f: LayerFilter 
     env = func.ST_TileEnvelope(tile.z, tile.x, tile.y)
     conds = [t.c.geom.op("&&")(_index_envelope(tile, 0 if is_aggregated(layer, tile.z) else BUFFER)),
              *_conditions(store, layer, f)]
-    if is_aggregated(layer, tile.z):
-        inner = _postgis_cells(t, layer, tile, env, conds).subquery(f"q{i}")
-    else:
-        geom = func.ST_AsMVTGeom(func.ST_Transform(t.c.geom, 3857), env, EXTENT, BUFFER, True)
-        props = [_pg_property(t, layer.field(n)) for n in layer.tiles.properties if n != "id"]
-        inner = sa.select(t.c.id.label("fid"), geom.label("geom"), t.c.id.label("id"), *props).where(*conds)
-        inner = inner.subquery(f"q{i}")
-    return (sa.select(func.ST_AsMVT(sa.literal_column(f"q{i}"), layer.id, EXTENT, "geom", "fid"))
-            .select_from(inner).where(inner.c.geom.is_not(None)))
+    mvt = func.ST_AsMVT(sa.literal_column(f"q{i}"), layer.id, EXTENT, "geom", "fid")
+    if is_aggregated(layer, tile.z):  # cell centres are inside the tile: never a NULL geom
+        return sa.select(mvt).select_from(_postgis_cells(t, layer, tile, env, conds).subquery(f"q{i}"))
+    geom = func.ST_AsMVTGeom(func.ST_Transform(t.c.geom, 3857), env, EXTENT, BUFFER, True)
+    props = [_pg_property(t, layer.field(n)) for n in layer.tiles.properties if n != "id"]
+    inner = sa.select(t.c.id.label("fid"), geom.label("geom"), t.c.id.label("id"), *props).where(*conds)
+    inner = inner.subquery(f"q{i}")
+    return sa.select(mvt).select_from(inner).where(inner.c.geom.is_not(None))
 
 
 def _postgis_cells(t: sa.Table, layer: LayerSpec, tile: TileId, env, conds: list) -> sa.Select:
@@ -95,16 +94,20 @@ def _postgis_cells(t: sa.Table, layer: LayerSpec, tile: TileId, env, conds: list
     g = t.c.geom if layer.geometry == "Point" else func.ST_Centroid(t.c.geom)
     mx = func.radians(func.ST_X(g)) * EARTH_RADIUS
     my = func.ln(func.tan(func.pi() / 4 + func.radians(func.ST_Y(g)) / 2)) * EARTH_RADIUS
-    c = sa.select(sa.cast(func.floor((mx - minx) / cell), sa.Integer).label("cx"),
-                  sa.cast(func.floor((maxy - my) / cell), sa.Integer).label("cy"),
-                  t.c.status).where(*conds).subquery("c")
-    centre = func.ST_SetSRID(func.ST_MakePoint(minx + (c.c.cx + 0.5) * cell, maxy - (c.c.cy + 0.5) * cell), 3857)
+    # OFFSET 0 keeps each step a fence the planner cannot flatten: pushed into the scan, the
+    # cell-range filter makes it guess ~7 rows and walk the GiST index row by row, and the
+    # per-cell ST_AsMVTGeom would run per point (1.1 s → 0.29 s on a 277k-point z12 tile).
+    c = (sa.select(sa.cast(func.floor((mx - minx) / cell), sa.Integer).label("cx"),
+                   sa.cast(func.floor((maxy - my) / cell), sa.Integer).label("cy"),
+                   t.c.status).where(*conds).offset(0).subquery("c"))
     counts = [func.count().filter(c.c.status == v).label(f"count_{v}") for v in layer.status.values]
-    return (sa.select((c.c.cy * CELLS + c.c.cx + 1).label("fid"),
+    cells = (sa.select(c.c.cx, c.c.cy, func.count().label("count"), *counts)
+             .group_by(c.c.cx, c.c.cy).offset(0).subquery("g")).c
+    centre = func.ST_SetSRID(func.ST_MakePoint(minx + (cells.cx + 0.5) * cell, maxy - (cells.cy + 0.5) * cell), 3857)
+    return (sa.select((cells.cy * CELLS + cells.cx + 1).label("fid"),
                       func.ST_AsMVTGeom(centre, env, EXTENT, BUFFER, True).label("geom"),
-                      func.count().label("count"), *counts)
-            .where(c.c.cx.between(0, CELLS - 1), c.c.cy.between(0, CELLS - 1))
-            .group_by(c.c.cx, c.c.cy))
+                      cells["count"], *[cells[f"count_{v}"] for v in layer.status.values])
+            .where(cells.cx.between(0, CELLS - 1), cells.cy.between(0, CELLS - 1)))
 
 
 def _pg_property(t: sa.Table, field: FieldSpec | None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import itertools
+import operator
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +35,7 @@ from layers.validate import conform_geometry, validate_properties
 if TYPE_CHECKING:
     from geoapi.storage.store import Store
 
-CHUNK = 2000  # SpatiaLite rows per INSERT … RETURNING
-PG_CHUNK = 20_000  # PostGIS rows per COPY
+CHUNK = 20_000  # rows per COPY (PostGIS) or executemany (SpatiaLite): bounded memory, few round trips
 
 
 def batched(rows, n: int):
@@ -164,6 +164,8 @@ class Writer:
         if layer.identifier is None:
             return
         missing: dict[str, list[dict]] = defaultdict(list)
+        prefixes: dict[tuple, str] = {}   # (admin_code, 小类 field value) → prefix
+        subclass_field = layer.identifier.subclass_field
         problems = []
         for i, (props, _geom) in enumerate(items):
             code = props.get("obj_code")
@@ -177,24 +179,32 @@ class Writer:
                                         [{"field": "obj_code", "message": "duplicate", "row": i}])
                 self._note_given_serial(code)
             else:
-                missing[code_prefix(layer, props["admin_code"], props)].append(props)
+                key = (props["admin_code"], props.get(subclass_field) if subclass_field else None)
+                prefix = prefixes.get(key)
+                if prefix is None:
+                    prefix = prefixes[key] = code_prefix(layer, props["admin_code"], props)
+                missing[prefix].append(props)
         if problems:
             raise ValidationFailedError("invalid 部件标识码", problems)
-        t = self.store.table(layer.id)
         for prefix, group in missing.items():
             last = self._reserve_serials(prefix, len(group))
             first = last - len(group) + 1
-            block = [format_code(prefix, first + offset) for offset in range(len(group))]
-            # A code given earlier may sit in our block: one IN query per block, not one per code.
-            taken = {c for i in range(0, len(block), CHUNK)
-                     for c in self.conn.execute(sa.select(t.c.obj_code).where(t.c.obj_code.in_(block[i:i + CHUNK])))
-                     .scalars()}
+            format_code(prefix, first)
+            format_code(prefix, last)   # checks the prefix and the serial range once for the block
+            block = [f"{prefix}{serial:06d}" for serial in range(first, last + 1)]
+            # A code given earlier may sit in our block: one index range scan per block, not one
+            # query per code (codes are 16 digits, so they sort as numbers do).
+            taken = self._codes_between(layer.id, block[0], block[-1])
             for code, props in zip(block, group, strict=True):
                 if code in taken:
                     code = format_code(prefix, self._reserve_serials(prefix, 1))
                     while self._code_taken(layer.id, code):
                         code = format_code(prefix, self._reserve_serials(prefix, 1))
                 props["obj_code"] = code
+
+    def _codes_between(self, layer_id: str, low: str, high: str) -> set[str]:
+        t = self.store.table(layer_id)
+        return set(self.conn.execute(sa.select(t.c.obj_code).where(t.c.obj_code.between(low, high))).scalars())
 
     def _history(self, rows: list[dict]) -> None:
         if rows:
@@ -349,7 +359,7 @@ class Writer:
         if mode == "replace":
             counts["deleted"] = self._delete_all(layer_id)
         key = layer.code_field or ("obj_code" if layer.identifier else None)
-        size = CHUNK if self.store.dialect == "spatialite" else PG_CHUNK
+        size = CHUNK
         start = 0
         for chunk in batched(rows, size):
             chunk_extras = [extras[start + i] if extras is not None and start + i < len(extras) else None
@@ -403,10 +413,10 @@ class Writer:
 
     def _insert_chunk(self, layer: LayerSpec, chunk: list[tuple[dict, Any, dict | None]],
                       src_file: str | None, src_crs: str | None) -> int:
-        self._fill_admin_codes(layer, [(p, g) for p, g, _ in chunk])
-        for props, geom, _ in chunk:
-            self._enrich(layer, props, geom)
-        self.assign_codes(layer, [(p, g) for p, g, _ in chunk])
+        items = [(p, g) for p, g, _ in chunk]
+        self._fill_admin_codes(layer, items)
+        self._enrich_many(layer, items)
+        self.assign_codes(layer, items)
         if self.store.dialect == "postgis":
             ids = self._copy_chunk(layer, chunk, src_file, src_crs)
         else:
@@ -416,53 +426,131 @@ class Writer:
         ch.new_geoms += [g for _, g, _ in chunk]
         return len(ids)
 
+    def _enrich_many(self, layer: LayerSpec, items: list[tuple[dict, Any]]) -> None:
+        """Enrichers that offer ``many(conn, layer, items)`` run once per chunk, the rest per row."""
+        for enricher in self.store.enrichers:
+            many = getattr(enricher, "many", None)
+            if many is not None:
+                many(self.conn, layer, items)
+            else:
+                for props, geom in items:
+                    enricher(self.conn, layer, props, geom)
+
+    def _row_columns(self, layer: LayerSpec, chunk: list, src_file: str | None,
+                     src_crs: str | None) -> dict[str, list[Any]]:
+        """The chunk column by column (field and system columns, not id or geom).
+
+        Columns NULL in every row of the chunk are left out of the statement: they are stored as
+        NULL all the same (no field column has a server default), and most of a layer's fields
+        are empty in a survey delivery.
+        """
+        props = [p for p, _, _ in chunk]
+        n = len(chunk)
+        names = [f.name for f in layer.all_fields]
+        try:   # the importer hands over every field in each row: one C-level transpose
+            values = zip(*map(operator.itemgetter(*names), props), strict=True) if len(names) > 1 else None
+            cols = dict(zip(names, map(list, values), strict=True)) if values is not None else None
+        except KeyError:
+            cols = None
+        if cols is None:
+            cols = {name: [p.get(name) for p in props] for name in names}
+        t = self.store.table(layer.id)
+        cols = {name: v for name, v in cols.items() if v.count(None) < n or t.c[name].server_default is not None}
+        extra = [e for _, _, e in chunk]
+        cols.update(version=[1] * n, created_at=[self.now] * n, created_by=[self.actor] * n,
+                    updated_at=[self.now] * n, updated_by=[self.actor] * n, batch_id=[self.batch_id] * n,
+                    src_file=[src_file] * n, src_crs=[src_crs] * n)
+        if extra.count(None) < n:
+            cols["extra"] = extra
+        return cols
+
+    def _history_after(self, chunk: list) -> list[str]:
+        """snapshot(props, geom) as JSON text for each row of the chunk (orjson, points without mapping())."""
+        return [orjson.dumps({"properties": p, "geometry": g}, default=_json_default,
+                             option=orjson.OPT_SERIALIZE_NUMPY).decode()
+                for (p, _, _), g in zip(chunk, geojson_geometries([g for _, g, _ in chunk]), strict=True)]
+
     def _copy_chunk(self, layer: LayerSpec, chunk: list, src_file: str | None, src_crs: str | None) -> list[int]:
         """PostGIS: rows and their history entries by COPY (see geoapi.storage.pgcopy)."""
         t = self.store.table(layer.id)
-        fields = layer.all_fields
-        json_fields = {f.name for f in fields if f.type in ("json", "enum_list")}
-        ids = pgcopy.reserve_ids(self.conn, t, len(chunk))
+        n = len(chunk)
+        json_cols = {f.name for f in layer.all_fields if f.type in ("json", "enum_list")} | {"extra"}
+        ids = pgcopy.reserve_ids(self.conn, t, n)
         geoms = shapely.set_srid(np.array([g for _, g, _ in chunk], dtype=object), schema.SRID)
-        ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True, flavor="extended")
-        columns = ["id", *[f.name for f in fields], "version", "created_at", "created_by", "updated_at",
-                   "updated_by", "batch_id", "src_file", "src_crs", "extra", "geom"]
-
-        def as_text(name, value):
-            return dump_json(value) if value is not None and name in json_fields else value
-
-        rows = ((fid, *[as_text(f.name, props.get(f.name)) for f in fields], 1, self.now, self.actor, self.now,
-                 self.actor, self.batch_id, src_file, src_crs, dump_json(extra) if extra is not None else None, hexgeom)
-                for fid, (props, _, extra), hexgeom in zip(ids, chunk, ewkb, strict=True))
+        ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True, flavor="extended").tolist()
+        cols = self._row_columns(layer, chunk, src_file, src_crs)
+        texts = [[str(i) for i in ids]]
+        texts += [pgcopy.text_column(values, dump_json, as_json=name in json_cols) for name, values in cols.items()]
+        texts.append(ewkb)
         try:
-            pgcopy.copy_rows(self.conn, t, columns, rows)
+            pgcopy.copy_columns(self.conn, t, ["id", *cols, "geom"], texts)
         except Exception as exc:  # psycopg raises its own errors from COPY; say which row class failed
             if getattr(exc, "sqlstate", "").startswith("23"):
                 raise ConflictError(f"{layer.title}: the database refused the batch ({exc})") from exc
             raise
-        # orjson writes dates and tuples itself: the same JSON as snapshot(), without its recursion
-        history = ((layer.id, fid, 1, "insert", self.actor, self.now, self.batch_id, None,
-                    orjson.dumps({"properties": p, "geometry": mapping(g)}, option=orjson.OPT_SERIALIZE_NUMPY).decode())
-                   for fid, (p, g, _) in zip(ids, chunk, strict=True))
-        pgcopy.copy_rows(self.conn, schema.history, ["layer", "feature_id", "version", "op", "actor", "at",
-                                                     "batch_id", "before", "after"], history)
+        ids_text = texts[0]
+        del texts   # the row text can go before the history text is built
+        const = [pgcopy.constant_column(v, n, dump_json) for v in (layer.id, 1, "insert", self.actor, self.now,
+                                                                      self.batch_id, None)]
+        after = pgcopy.escape_strings(self._history_after(chunk))
+        pgcopy.copy_columns(self.conn, schema.history, ["layer", "feature_id", "version", "op", "actor", "at",
+                                                        "batch_id", "before", "after"],
+                            [const[0], ids_text, *const[1:], after])
         return ids
 
     def _insert_values(self, layer: LayerSpec, chunk: list, src_file: str | None, src_crs: str | None) -> list[int]:
+        """SpatiaLite: one prepared INSERT run by the driver's executemany, ids given explicitly.
+
+        The writer holds SQLite's write lock (BEGIN IMMEDIATE), so max(id) + 1 … are exactly the
+        ids SQLite would assign (layer tables have no AUTOINCREMENT); no RETURNING needed.
+        """
         t = self.store.table(layer.id)
-        names = [f.name for f in layer.all_fields]
-        params = []
-        for props, geom, extra in chunk:
-            row = {n: props.get(n) for n in names}
-            row.update(version=1, created_at=self.now, created_by=self.actor, updated_at=self.now,
-                       updated_by=self.actor, batch_id=self.batch_id, src_file=src_file, src_crs=src_crs,
-                       extra=extra, geom_wkb=shapely.to_wkb(geom, flavor="iso"))
-            params.append(row)
-        stmt = t.insert().values(geom=func.ST_GeomFromWKB(sa.bindparam("geom_wkb", type_=sa.LargeBinary),
-                                                          schema.SRID))
+        dialect = self.conn.dialect
+        first = (self.conn.execute(sa.select(func.max(t.c.id))).scalar() or 0) + 1
+        ids = list(range(first, first + len(chunk)))
+        cols = self._row_columns(layer, chunk, src_file, src_crs)
+        for name, values in cols.items():
+            process = t.c[name].type._cached_bind_processor(dialect)
+            if process is not None:
+                cols[name] = [process(v) for v in values]
+        wkb = shapely.to_wkb(np.array([g for _, g, _ in chunk], dtype=object), flavor="iso").tolist()
+        names = ", ".join(f'"{c}"' for c in ["id", *cols, "geom"])
+        marks = ", ".join(["?"] * (len(cols) + 1))
+        sql = f'INSERT INTO "{t.name}" ({names}) VALUES ({marks}, ST_GeomFromWKB(?, {schema.SRID}))'
+        cur = self.conn.connection.driver_connection.cursor()
         try:
-            ids = self.conn.execute(stmt.returning(t.c.id, sort_by_parameter_order=True), params).scalars().all()
-        except sa.exc.IntegrityError as exc:
-            raise ConflictError(f"{layer.title}: the database refused the batch ({exc.orig})") from exc
-        self._history([self._history_row(layer.id, fid, 1, "insert", None, snapshot(p, g))
-                       for fid, (p, g, _) in zip(ids, chunk, strict=True)])
+            cur.executemany(sql, zip(ids, *cols.values(), wkb, strict=True))
+        except Exception as exc:
+            if "constraint" in str(exc).lower():
+                raise ConflictError(f"{layer.title}: the database refused the batch ({exc})") from exc
+            raise
+        finally:
+            cur.close()
+        h = schema.history
+        at = h.c.at.type._cached_bind_processor(dialect)
+        stamp = at(self.now) if at else self.now
+        cur = self.conn.connection.driver_connection.cursor()
+        try:
+            cur.executemany('INSERT INTO "history" (layer, feature_id, version, op, actor, at, batch_id, "before", '
+                            '"after") VALUES (?, ?, 1, \'insert\', ?, ?, ?, NULL, ?)',
+                            ((layer.id, fid, self.actor, stamp, self.batch_id, after)
+                             for fid, after in zip(ids, self._history_after(chunk), strict=True)))
+        finally:
+            cur.close()
         return ids
+
+
+def _json_default(value: Any) -> Any:
+    """What orjson cannot write itself, as jsonable() would."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def geojson_geometries(geoms: list) -> list[Any]:
+    """``mapping(g)`` for each geometry; 2D points (the bulk case) from one coordinate array."""
+    arr = np.array(geoms, dtype=object)
+    if len(arr) and (shapely.get_type_id(arr) == 0).all() and not shapely.has_z(arr).any() \
+            and not shapely.is_empty(arr).any():
+        return [{"type": "Point", "coordinates": xy} for xy in map(tuple, shapely.get_coordinates(arr).tolist())]
+    return [mapping(g) if g is not None else None for g in geoms]
