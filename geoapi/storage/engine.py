@@ -97,8 +97,13 @@ def make_engine(url: str) -> tuple[Engine, str]:
         _setup_spatialite(engine)
         return engine, "spatialite"
     if parsed.get_backend_name() == "postgresql":
-        engine = create_engine(url, pool_pre_ping=True, json_serializer=dump_json, pool_size=10, max_overflow=10, pool_recycle=1800,
-                               connect_args={"connect_timeout": 5})
+        # No pre-ping: it costs a round trip per request. A dropped connection is detected on use,
+        # the pool is invalidated (that request answers 503) and the next request reconnects.
+        # No parallel query: on a few cores its start-up costs more than it saves on the short
+        # queries an API runs (bench/README.md); set GEOAPI_PG_OPTIONS to change session settings.
+        options = os.environ.get("GEOAPI_PG_OPTIONS", "-c max_parallel_workers_per_gather=0")
+        engine = create_engine(url, json_serializer=dump_json, pool_size=10, max_overflow=10, pool_recycle=1800,
+                               connect_args={"connect_timeout": 5, "options": options})
         return engine, "postgis"
     raise ValueError(f"unsupported database URL {url!r}: use a sqlite:/// path or postgresql://")
 

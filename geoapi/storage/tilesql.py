@@ -61,9 +61,7 @@ def _postgis_tile(store: Store, layers: list[LayerSpec], tile: TileId, filters: 
     expr = parts[0]
     for p in parts[1:]:
         expr = expr.op("||")(p)
-    with store.read() as conn, conn.begin():
-        # On 2 cores a parallel plan costs more than it saves on one tile (bench/README).
-        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+    with store.read() as conn:  # the engine turns parallel query off per session (engine.py)
         data = conn.execute(sa.select(expr)).scalar()
     return bytes(data or b"")
 
