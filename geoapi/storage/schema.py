@@ -181,4 +181,6 @@ def layer_table(layer: LayerSpec, md: sa.MetaData) -> sa.Table:
         indexes.append(sa.Index(f"ux_{layer.id}_obj_code", "obj_code", unique=True))
     if layer.code_field and layer.code_field != "obj_code":
         indexes.append(sa.Index(f"ux_{layer.id}_{layer.code_field}", layer.code_field, unique=True))
-    return sa.Table(layer.id, md, *cols, *indexes)
+    # AUTOINCREMENT on SQLite: a deleted feature's id is never handed out again, so the history
+    # of (layer, id) always belongs to one feature (PostgreSQL sequences never reuse anyway).
+    return sa.Table(layer.id, md, *cols, *indexes, sqlite_autoincrement=True)

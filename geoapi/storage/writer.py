@@ -501,12 +501,14 @@ class Writer:
     def _insert_values(self, layer: LayerSpec, chunk: list, src_file: str | None, src_crs: str | None) -> list[int]:
         """SpatiaLite: one prepared INSERT run by the driver's executemany, ids given explicitly.
 
-        The writer holds SQLite's write lock (BEGIN IMMEDIATE), so max(id) + 1 … are exactly the
-        ids SQLite would assign (layer tables have no AUTOINCREMENT); no RETURNING needed.
+        The writer holds SQLite's write lock (BEGIN IMMEDIATE), so the ids after the table's
+        AUTOINCREMENT high-water mark are free; SQLite moves the mark past explicit ids itself.
         """
         t = self.store.table(layer.id)
         dialect = self.conn.dialect
-        first = (self.conn.execute(sa.select(func.max(t.c.id))).scalar() or 0) + 1
+        seq = self.conn.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": t.name}).scalar()
+        top = self.conn.execute(sa.select(func.max(t.c.id))).scalar()
+        first = max(seq or 0, top or 0) + 1
         ids = list(range(first, first + len(chunk)))
         cols = self._row_columns(layer, chunk, src_file, src_crs)
         for name, values in cols.items():

@@ -110,3 +110,13 @@ def test_upgrade_is_idempotent_and_adds_new_fields(settings, tmp_path):
     f = store.create("litter_bins", {"material": "不锈钢", "capacity_l": 120}, Point(113.24, 35.21), actor="t")
     assert f.props["obj_code"][6:10] == "0305"
     store.close()
+
+
+def test_ids_are_never_reused_after_delete(store):
+    first = store.create("manholes", *manhole(0), actor="t")
+    store.delete("manholes", first.id, actor="t")
+    store.bulk_write("manholes", [manhole(1)], actor="t")
+    second = store.create("manholes", *manhole(2), actor="t")
+    ids = [f.id for f in store.query("manholes", FeatureQuery(limit=10)).features]
+    assert first.id not in ids and second.id > first.id
+    assert [h.op for h in store.history("manholes", first.id)] == ["insert", "delete"]
