@@ -90,12 +90,23 @@ def _layer_nearest(store: Store, layer_id: str, req: NearestRequest) -> list[tup
         # Smallest degree radius that surely holds everything within kth metres.
         need_deg = max(crsmod.degrees_for_metres(kth, req.lat))
         if crsmod.min_metres_for_degrees(cand.complete_deg, req.lat) < kth and need_deg > 0:
-            rows = knn.within_degrees(store, layer_id, req.lon, req.lat, need_deg, conds)
+            rows = _rows_within(store, layer_id, req, conds, kth)
             ranked = _rank(req, rows)
     elif max_deg is not None and cand.complete_deg < max_deg:
         # Candidates past max_distance_m were dropped; others may still lie inside it.
         ranked = _rank(req, knn.within_degrees(store, layer_id, req.lon, req.lat, max_deg, conds))
     return ranked[: req.k]
+
+
+def _rows_within(store: Store, layer_id: str, req: NearestRequest, conds: list, kth_m: float) -> list:
+    """Every matching row within ``kth_m`` geodesic metres (plus a metre for the two geodesic
+    implementations' rounding). A planar-degree circle is the wrong shape at 35°N: sized for
+    longitude it reaches 1.2× too far north and south and, far from the assets (a rural point
+    whose k-th neighbour is kilometres away), can take in a whole town."""
+    metres = kth_m * (1 + 1e-6) + 1.0
+    dlon, dlat = crsmod.degrees_for_metres(metres, req.lat)
+    frame = (req.lon - dlon, req.lat - dlat, req.lon + dlon, req.lat + dlat)
+    return knn.within_geodesic(store, layer_id, req.lon, req.lat, metres, frame, conds)
 
 
 def _rank(req: NearestRequest, rows) -> list[tuple[float, int, float, float]]:

@@ -506,7 +506,9 @@ class Writer:
         """
         t = self.store.table(layer.id)
         dialect = self.conn.dialect
-        seq = self.conn.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": t.name}).scalar()
+        has_seq = self.conn.execute(sa.text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).scalar()
+        seq = self.conn.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"),
+                                {"t": t.name}).scalar() if has_seq else None
         top = self.conn.execute(sa.select(func.max(t.c.id))).scalar()
         first = max(seq or 0, top or 0) + 1
         ids = list(range(first, first + len(chunk)))
