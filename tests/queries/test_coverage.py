@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -102,3 +103,31 @@ def test_by_road_segment_counts_in_the_frontage_corridor(client, manholes, road_
 ])
 def test_bad_coverage_requests(client, params, status):
     assert client.get("/coverage", params={"layer": "toilets", **params}).status_code == status
+
+
+@pytest.mark.postgis
+def test_point_grid_path_equals_the_gist_join_including_border_points(store, districts, toilets):
+    """The PostGIS grid path (used for big point layers) counts exactly like the GiST join, also for
+    points exactly on a shared border (a vertex both districts share counts in both)."""
+    if store.dialect != "postgis":
+        pytest.skip("the grid path is PostGIS-only")
+    from geoapi.storage import overlay
+    geoms = [shape(f["geometry"]) for f in districts]
+    seen = Counter(c for g in geoms for c in {tuple(xy) for xy in shapely.get_coordinates(g)})
+    shared = sorted(c for c, n in seen.items() if n >= 2)[:20]  # vertices on a shared border
+    store.bulk_write("toilets", [({"name": f"界{i}", "status": "完好"}, Point(c)) for i, c in enumerate(shared)],
+                     actor="test")
+    wkbs = [shapely.to_wkb(g, flavor="iso") for g in geoms]
+    table = store.table("toilets")
+    cols = [table.c.status]
+
+    def table_of(tallies):
+        return sorted((t.unit, t.group, t.count) for t in tallies)
+
+    grid = table_of(overlay._postgis_point_grid(store, table, wkbs, cols, []))
+    gist = table_of(overlay._postgis(store, table, wkbs, "point", cols, []))
+    assert grid == gist
+    on_border = sum(1 for g in geoms for c in shared if g.intersects(Point(c)))
+    assert on_border >= 2 * len(shared) > 0  # each border vertex counts in both districts
+    want = sum(1 for g in geoms for p in toilets if g.intersects(p)) + on_border
+    assert sum(n for *_, n in grid) == want
