@@ -6,10 +6,20 @@ re-ranked by geodesic metres on the CGCS2000 ellipsoid. The answer is exact once
 geodesic distance is shorter than the least geodesic length of anything outside the searched
 degree radius (bounded with cos of the farthest latitude); otherwise one more index query
 fetches every row inside the degree radius that the k-th distance implies.
+
+On PostGIS point layers the candidates come in spherical-metre order instead (geography KNN,
+geoapi.storage.knn.geography_candidates; PostGIS's sphere has the mean radius R = (2a + b) / 3).
+Along any path the sphere's line element is at most R / M(φ) of the ellipsoid's (M, the meridian
+radius of curvature, is the smaller principal radius and grows with |φ|), so a point within L
+metres on the ellipsoid lies within L · R / M(φ_lowest) on the sphere, φ_lowest being the lowest
+latitude the geodesic can reach. Globally R / M ≤ 1.0056; at 35°N, 1.0023. The answer is proven once that spherical radius of the k-th
+geodesic distance is shorter than the largest spherical distance fetched; otherwise the KNN scan
+is repeated with a longer LIMIT.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +31,7 @@ from geoapi.storage import Feature, FeatureQuery, Store, knn
 
 MAX_K = 1000
 CANDIDATE_FACTOR = 3  # index candidates fetched per wanted result
+SPHERE_SLACK_M = 0.001  # floating-point rounding of the two distance implementations
 
 
 @dataclass
@@ -78,6 +89,8 @@ def bearings(lon: float, lat: float, to_lon: np.ndarray, to_lat: np.ndarray) -> 
 def _layer_nearest(store: Store, layer_id: str, req: NearestRequest) -> list[tuple[float, int, float, float]]:
     """(distance_m, id, nearest lon, nearest lat) of the exact k nearest of one layer."""
     conds = req.conditions.get(layer_id, [])
+    if knn.uses_geography(store, layer_id):
+        return _layer_nearest_sphere(store, layer_id, req, conds)
     max_deg = None
     if req.max_distance_m is not None:
         max_deg = max(crsmod.degrees_for_metres(req.max_distance_m, req.lat))
@@ -96,6 +109,40 @@ def _layer_nearest(store: Store, layer_id: str, req: NearestRequest) -> list[tup
         # Candidates past max_distance_m were dropped; others may still lie inside it.
         ranked = _rank(req, knn.within_degrees(store, layer_id, req.lon, req.lat, max_deg, conds))
     return ranked[: req.k]
+
+
+def _sphere_radius(metres: float, lat: float) -> float:
+    """Spherical radius (PostGIS geography, mean-radius sphere) that surely holds every point
+    within ``metres`` on the ellipsoid of a point at latitude ``lat``."""
+    a, f = crsmod.GEOD.a, crsmod.GEOD.f
+    e2 = f * (2 - f)
+    # A geodesic of that length stays at latitudes ≥ lowest (110 574 m: the shortest degree).
+    lowest = math.radians(max(0.0, abs(lat) - metres / 110_574.0 * 1.01))
+    meridian = a * (1 - e2) / (1 - e2 * math.sin(lowest) ** 2) ** 1.5
+    sphere = (2 * a + a * (1 - f)) / 3
+    return metres * sphere / meridian + SPHERE_SLACK_M
+
+
+def _layer_nearest_sphere(store: Store, layer_id: str, req: NearestRequest,
+                          conds: list) -> list[tuple[float, int, float, float]]:
+    """PostGIS point layers: geography KNN candidates, re-ranked on the ellipsoid, proven exact.
+
+    When the proof fails the same KNN scan is repeated with a 4× longer LIMIT rather than a
+    radius query: a point kilometres from a town needs the few hundred rows in a thin ring, and
+    the geography index's box around that radius would take in the whole town."""
+    max_sphere = None if req.max_distance_m is None else _sphere_radius(req.max_distance_m, req.lat)
+    n = req.k * CANDIDATE_FACTOR
+    while True:
+        rows = knn.geography_candidates(store, layer_id, req.lon, req.lat, n, conds, max_sphere_m=max_sphere)
+        ranked = _rank(req, rows)
+        if len(rows) < n:
+            return ranked[: req.k]  # every matching row (within max_distance_m) was fetched
+        # Every row within needed_m on the ellipsoid must be in: with k hits, up to the k-th;
+        # with fewer, up to max_distance_m. Rows not fetched lie at least rows[-1].d away.
+        needed_m = ranked[req.k - 1][0] if len(ranked) >= req.k else req.max_distance_m
+        if _sphere_radius(needed_m, req.lat) < rows[-1].d:
+            return ranked[: req.k]
+        n *= 4
 
 
 def _rows_within(store: Store, layer_id: str, req: NearestRequest, conds: list, kth_m: float) -> list:

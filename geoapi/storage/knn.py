@@ -6,6 +6,9 @@ every matching row closer than that radius is in the list. The caller (geoapi.se
 re-ranks by geodesic metres and uses the radius to prove the answer exact.
 
 - PostGIS: ``ORDER BY geom <-> point LIMIT n`` on the GiST index (true distances, index recheck).
+- PostGIS point layers (``geography_candidates``): ``ORDER BY geom::geography <-> point LIMIT n``
+  on the geography expression index (geoapi.storage.schema.geography_index_ddl); ``d`` is then
+  spherical metres, which bound the ellipsoidal ones far more tightly than degrees do.
 - SpatiaLite: the R*Tree (``SpatialIndex`` virtual table) searched with growing frames. The KNN
   virtual table of SpatiaLite 5.0.1 exists but cannot apply property filters and stops at 1024
   items, so frames are used instead.
@@ -57,6 +60,33 @@ def nearest_candidates(store: Store, layer_id: str, lon: float, lat: float, n: i
         limit = max_deg if max_deg is not None else math.inf
         return Candidates(rows, rows[-1].d if len(rows) == n else limit)
     return _grow_frames(store, table, stmt, d, lon, lat, n, conds, max_deg)
+
+
+def uses_geography(store: Store, layer_id: str) -> bool:
+    """True where the geography index exists: PostGIS point layers."""
+    return store.dialect == "postgis" and store.registry[layer_id].is_point
+
+
+def _sphere_select(store: Store, table: sa.Table, lon: float, lat: float):
+    # geography(geom) is the same expression as the index's (geom::geography), so the planner
+    # uses the index; a CAST to geography(GEOMETRY,4490) would add a typmod call and miss it.
+    geog = func.geography(table.c.geom)
+    pt = func.geography(point(store.dialect, lon, lat))
+    d = geog.op("<->", return_type=sa.Float)(pt).label("d")
+    return sa.select(table.c.id, func.ST_AsBinary(table.c.geom).label("geom_wkb"), d), geog, pt, d
+
+
+def geography_candidates(store: Store, layer_id: str, lon: float, lat: float, n: int, conds: list, *,
+                         max_sphere_m: float | None = None) -> list:
+    """Up to ``n`` rows nearest in spherical metres (``d``), optionally only within
+    ``max_sphere_m`` of them; index-driven (KNN on the geography GiST)."""
+    table = store.table(layer_id)
+    stmt, geog, pt, _ = _sphere_select(store, table, lon, lat)
+    where = list(conds)
+    if max_sphere_m is not None:
+        where.append(func.ST_DWithin(geog, pt, max_sphere_m, False))
+    with store.read() as conn:
+        return conn.execute(stmt.where(*where).order_by(geog.op("<->")(pt)).limit(n)).all()
 
 
 def _grow_frames(store: Store, table: sa.Table, stmt, d, lon: float, lat: float, n: int, conds: list,

@@ -59,3 +59,23 @@ def upgrade(store: Store) -> list[str]:
             for hook in POST_UPGRADE:
                 done += hook(conn, store) or []
     return done
+
+
+def _geography_indexes(conn: sa.Connection, store: Store) -> list[str]:
+    """PostGIS: the geography index of every point layer (idempotent; reports only new ones)."""
+    if store.dialect != "postgis":
+        return []
+    from geoapi.storage.schema import geography_index_ddl
+
+    have = set(conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()").scalars())
+    done = []
+    for layer in store.registry:
+        ddl = geography_index_ddl(layer)
+        if ddl:
+            conn.exec_driver_sql(ddl)
+            if f"ix_{layer.id}_geog" not in have:
+                done.append(f"created index ix_{layer.id}_geog")
+    return done
+
+
+POST_UPGRADE.append(_geography_indexes)

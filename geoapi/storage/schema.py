@@ -156,6 +156,16 @@ def geometry_type(layer: LayerSpec) -> Geometry:
                     spatial_index=True, nullable=False)
 
 
+def geography_index_ddl(layer: LayerSpec) -> str | None:
+    """PostGIS only: a GiST index on ``geom::geography`` for point layers, so nearest searches
+    can order by spherical metres (``<->`` on geography) instead of planar degrees. Lines and
+    polygons get none: geography reads their edges as great circles, not the stored lon/lat
+    segments, so the sphere/ellipsoid bound of geoapi.services.nearest would not hold for them."""
+    if not layer.is_point:
+        return None
+    return f'CREATE INDEX IF NOT EXISTS "ix_{layer.id}_geog" ON "{layer.id}" USING gist ((geom::geography))'
+
+
 def layer_table(layer: LayerSpec, md: sa.MetaData) -> sa.Table:
     """The table of one layer: id, the fields (common + own), system columns, geom."""
     if layer.id in CORE_TABLES:

@@ -125,3 +125,48 @@ def test_injection_never_reaches_sql(client, store, manholes, param):
     if param == "cover_no":  # a text field: a legal (if odd) value that matches nothing
         assert r.json()["features"] == []
     assert store.count("manholes") == len(manholes)
+
+
+def ring(lon: float, lat: float, radius_m: float, n: int, jitter_m: float, seed: int) -> list[tuple[dict, Point]]:
+    """Covers at nearly the same geodesic distance in every direction: the sphere and the
+    ellipsoid disagree on their order (by up to ~0.5 %), so only a re-rank with a sound
+    completeness bound returns the true nearest."""
+    rng = np.random.default_rng(seed)
+    az = np.linspace(0, 360, n, endpoint=False)
+    dist = radius_m + rng.uniform(-jitter_m, jitter_m, n)
+    xs, ys, _ = GEOD.fwd(np.full(n, lon), np.full(n, lat), az, dist)
+    return [({"well_use": USES_RING[i % 2], "status": "完好", "cover_no": f"R{i:03d}"}, Point(float(x), float(y)))
+            for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
+
+
+USES_RING = ["雨水", "污水"]
+
+
+@pytest.mark.parametrize(("k", "params"), [(5, {}), (1, {}), (7, {"well_use": "污水"}), (5, {"max_distance_m": 2000})])
+def test_ring_of_near_equal_distances_is_ranked_on_the_ellipsoid(client, store, k, params):
+    lon, lat = 113.24, 35.22
+    rows = ring(lon, lat, 2000.0, 80, 4.0, seed=k)
+    store.bulk_write("manholes", rows, actor="test")
+    keep = (lambda p: p["well_use"] == params["well_use"]) if "well_use" in params else (lambda p: True)
+    want, dist = brute_force(rows, lon, lat, k, keep=keep)
+    if "max_distance_m" in params:
+        want = [c for c, d in zip(want, dist, strict=True) if d <= params["max_distance_m"]]
+    r = client.get("/nearest", params={"layer": "manholes", "lon": lon, "lat": lat, "k": k, **params})
+    assert r.status_code == 200, r.text
+    assert [f["properties"]["cover_no"] for f in r.json()["features"]] == want
+
+
+@pytest.mark.postgis
+def test_postgis_point_layers_have_an_idempotent_geography_index(backend, store):
+    if backend != "postgis":
+        pytest.skip("the geography index is PostGIS only")
+    with store.read() as conn:
+        names = set(conn.exec_driver_sql("SELECT indexname FROM pg_indexes").scalars())
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a test table is tiny
+        plan = "\n".join(conn.exec_driver_sql(
+            "EXPLAIN SELECT id FROM manholes ORDER BY geography(geom) <-> "
+            "geography(ST_SetSRID(ST_MakePoint(113.24, 35.22), 4490)) LIMIT 5").scalars())
+    assert {"ix_manholes_geog", "ix_toilets_geog"} <= names
+    assert "ix_road_segments_geog" not in names  # lines: geography would read edges as great circles
+    assert "ix_manholes_geog" in plan
+    assert not [line for line in store.upgrade() if "geog" in line]  # second run creates nothing
