@@ -66,9 +66,10 @@ def test_export_tiles_for_a_district(tmp_path):
 
     env = {"GEOAPI_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'geoapi.sqlite'}"}
     (tmp_path / "data").mkdir()
+    from shapely.geometry import Point, box
+
     from geoapi.settings import Settings
     from geoapi.storage import Store
-    from shapely.geometry import Point, box
 
     store = Store.open(Settings(database_url=env["GEOAPI_DATABASE_URL"], data_dir=tmp_path / "data"))
     store.upgrade()
