@@ -23,6 +23,7 @@ demo: setup
 
 # pytest exits 5 when it collects no test: that is a failure here, not a pass.
 test: setup-postgis
+	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/lint-imports --no-logo
 	rc=0; GEOAPI_TEST_PG_URL='$(GEOAPI_TEST_PG_URL)' $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc = 5 ]; then echo 'make test: pytest collected no tests (exit 5): failing' >&2; fi; \
