@@ -97,8 +97,10 @@ def _grow_frames(store: Store, table: sa.Table, stmt, d, lon: float, lat: float,
     with store.read() as conn:
         while True:
             h = min(h, cap)
-            rows = conn.execute(stmt.where(_frame(store, table, lon, lat, h), *conds).order_by(d)).all()
-            inside = [r for r in rows if r.d <= h]
+            # Only rows inside the frame's inscribed circle count, and at most n of them: a frame
+            # that reaches the edge of a town must not ship the town to Python.
+            inside = conn.execute(stmt.where(_frame(store, table, lon, lat, h), d <= h, *conds)
+                                  .order_by(d).limit(n)).all()
             if len(inside) >= n:
                 return Candidates(inside[:n], inside[n - 1].d)
             if h >= cap:
