@@ -7,7 +7,6 @@ Codes are ``<road_code>-<nn>``; start/end descriptions name the crossing road
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -16,10 +15,8 @@ import shapely
 import shapely.ops
 from shapely.geometry.base import BaseGeometry
 
-from geoapi.demo.streets import Road, build_roads, crossing_label, intersections
-
-MAX_SEGMENT_M = 500.0
-MERGE_M = 30.0  # crossings closer than this (dual carriageway junctions) make one cut
+from geoapi.demo.streets import Road, build_roads, intersections
+from geoapi.grids.segments import MAX_SEGMENT_M, cut_pieces, cut_positions
 
 
 @dataclass(frozen=True)
@@ -48,36 +45,13 @@ def _short(road_name: str, desc: str) -> str:
     return desc.removeprefix(road_name)
 
 
-def _chainage(name: str, pos: float) -> str:
-    km, m = divmod(int(round(pos)), 1000)
-    return f"{name}K{km}+{m:03d}"
-
-
 def _road_segments(road: Road, crossings: dict[float, str]) -> list[Segment]:
-    length = road.length_m
-    cuts: dict[float, str] = {0.0: f"{road.name}{'西' if road.east_west else '南'}端",
-                              length: f"{road.name}{'东' if road.east_west else '北'}端"}
-    for pos, other in sorted(crossings.items()):
-        near = [c for c in cuts if abs(c - pos) < MERGE_M]
-        if near:  # a junction at the road's end names the end
-            for c in near:
-                if c in (0.0, length) and cuts[c].endswith("端"):
-                    cuts[c] = crossing_label(road.name, other)
-            continue
-        cuts[pos] = crossing_label(road.name, other)
-    stops = sorted(cuts)
-    segs: list[tuple[float, float, str, str]] = []
-    for a, b in zip(stops, stops[1:], strict=False):
-        n = max(1, math.ceil((b - a) / MAX_SEGMENT_M - 1e-9))
-        inner = [a + (b - a) * k / n for k in range(n + 1)]
-        for k in range(n):
-            s0, s1 = inner[k], inner[k + 1]
-            d0 = cuts[a] if k == 0 else _chainage(road.name, s0)
-            d1 = cuts[b] if k == n - 1 else _chainage(road.name, s1)
-            segs.append((s0, s1, d0, d1))
+    # The product's own rule (geoapi.grids.segments), so the demo's segments are what
+    # `geoapi grids segments` would cut from the same roads.
+    cuts = cut_positions(road.name, road.length_m, road.east_west, crossings)
     return [Segment(f"{road.code}-{i + 1:02d}", road, s0, s1, d0, d1,
                     shapely.ops.substring(road.line_xy, s0, s1))
-            for i, (s0, s1, d0, d1) in enumerate(segs)]
+            for i, (s0, s1, d0, d1) in enumerate(cut_pieces(road.name, cuts, MAX_SEGMENT_M))]
 
 
 @cache

@@ -96,10 +96,6 @@ class Crossing:
     pos_b_m: float
 
 
-def crossing_label(name_a: str, name_b: str) -> str:
-    return f"{name_a}与{name_b}交叉口"
-
-
 def _rotate(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     t = math.radians(ROTATION_DEG)
     return x * math.cos(t) - y * math.sin(t), x * math.sin(t) + y * math.cos(t)

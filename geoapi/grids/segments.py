@@ -108,22 +108,25 @@ def _junctions(roads: list[_Road]) -> list[dict[float, str]]:
     return out
 
 
-def _cuts(road: _Road, junctions: dict[float, str]) -> dict[float, str]:
-    length = road.line.length
-    ends = ("西端", "东端") if road.east_west else ("南端", "北端")
-    cuts: dict[float, str] = {0.0: road.name + ends[0], length: road.name + ends[1]}
+def cut_positions(name: str, length_m: float, east_west: bool, junctions: dict[float, str]) -> dict[float, str]:
+    """Where a road is cut (metres along it) and what each cut is called: its two ends
+    (西端/东端 or 南端/北端) and every junction (X与Y交叉口); a junction at an end names the end."""
+    ends = ("西端", "东端") if east_west else ("南端", "北端")
+    cuts: dict[float, str] = {0.0: name + ends[0], length_m: name + ends[1]}
     for pos, other in sorted(junctions.items()):
         near = [c for c in cuts if abs(c - pos) < MERGE_M]
-        if near:  # a junction at the road's end names the end
+        if near:
             for c in near:
-                if c in (0.0, length) and cuts[c].endswith("端"):
-                    cuts[c] = crossing_label(road.name, other)
+                if c in (0.0, length_m) and cuts[c].endswith("端"):
+                    cuts[c] = crossing_label(name, other)
             continue
-        cuts[pos] = crossing_label(road.name, other)
+        cuts[pos] = crossing_label(name, other)
     return cuts
 
 
-def _pieces(road: _Road, cuts: dict[float, str], max_length_m: float) -> list[tuple[float, float, str, str]]:
+def cut_pieces(name: str, cuts: dict[float, str], max_length_m: float) -> list[tuple[float, float, str, str]]:
+    """(start_m, end_m, start_desc, end_desc) of each segment: between cuts, split evenly so
+    none is longer than ``max_length_m``; inner split points are named by chainage (K0+600)."""
     stops = sorted(cuts)
     out = []
     for a, b in zip(stops, stops[1:], strict=False):
@@ -131,8 +134,8 @@ def _pieces(road: _Road, cuts: dict[float, str], max_length_m: float) -> list[tu
         inner = [a + (b - a) * k / n for k in range(n + 1)]
         for k in range(n):
             s0, s1 = inner[k], inner[k + 1]
-            d0 = cuts[a] if k == 0 else chainage_label(road.name, s0)
-            d1 = cuts[b] if k == n - 1 else chainage_label(road.name, s1)
+            d0 = cuts[a] if k == 0 else chainage_label(name, s0)
+            d1 = cuts[b] if k == n - 1 else chainage_label(name, s1)
             out.append((s0, s1, d0, d1))
     return out
 
@@ -147,7 +150,8 @@ def split_roads(roads: list[RoadLine], *, max_length_m: float = MAX_SEGMENT_M) -
     prepared = _prepare(roads, frame)
     junctions = _junctions(prepared)
     rows: list[tuple[dict[str, Any], BaseGeometry]] = []
-    pieces_by_road = [(road, _pieces(road, _cuts(road, j), max_length_m))
+    pieces_by_road = [(road, cut_pieces(road.name, cut_positions(road.name, road.line.length, road.east_west, j),
+                                        max_length_m))
                       for road, j in zip(prepared, junctions, strict=True)]
     totals: dict[str, int] = {}
     for road, pieces in pieces_by_road:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from geoapi.demo.extract_districts import DISTRICTS, OUT_FILE, extract
-from geoapi.demo.streets import GRADES, build_roads, crossing_label, intersections
+from geoapi.demo.streets import GRADES, build_roads, intersections
+from geoapi.grids.segments import crossing_label
 
 
 def test_roads_have_codes_names_grades_and_lie_in_the_centre():
