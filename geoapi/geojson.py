@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import shapely
@@ -11,19 +10,20 @@ from shapely.geometry import mapping, shape
 from geoapi.errors import ValidationFailedError
 from geoapi.storage.model import Feature
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return value
+_NO_GEOMETRY = object()
 
 
-def feature_to_geojson(f: Feature, *, properties: list[str] | None = None, system: bool = True) -> dict:
-    props = {k: _plain(v) for k, v in f.props.items() if properties is None or k in properties}
+def feature_to_geojson(f: Feature, *, properties: list[str] | None = None, system: bool = True,
+                       geometry: Any = _NO_GEOMETRY) -> dict:
+    """A GeoJSON Feature dict; dates stay Python dates (orjson writes them as ISO 8601).
+
+    ``geometry`` replaces the stored one (already a GeoJSON mapping, e.g. in another CRS)."""
+    props = dict(f.props) if properties is None else {k: v for k, v in f.props.items() if k in properties}
     if system:
         props["version"] = f.version
-        props["updated_at"] = _plain(f.meta.get("updated_at"))
-    return {"type": "Feature", "id": f.id, "geometry": mapping(f.geometry), "properties": props}
+        props["updated_at"] = f.meta.get("updated_at")
+    geom = mapping(f.geometry) if geometry is _NO_GEOMETRY else geometry
+    return {"type": "Feature", "id": f.id, "geometry": geom, "properties": props}
 
 
 def parse_feature(body: Any, *, geometry_required: bool = True) -> tuple[dict[str, Any], Any]:

@@ -149,9 +149,8 @@ def list_items(
     geoms = to_crs(page.features, out_crs)
     features = []
     for feature, geom in zip(page.features, geoms, strict=True):
-        item = feature_to_geojson(feature, properties=wanted, system=wanted is None)
-        item["geometry"] = mapping(geom)
-        features.append(item)
+        features.append(feature_to_geojson(feature, properties=wanted, system=wanted is None,
+                                           geometry=mapping(geom)))
     body = {
         "type": "FeatureCollection",
         "features": features,

@@ -48,8 +48,7 @@ def _conditions(store: Store, specs: list[LayerSpec], request: Request, filter_t
 
 
 def _geojson_feature(feature, geometry, extra: dict) -> dict:
-    out = feature_to_geojson(feature)
-    out["geometry"] = geometry
+    out = feature_to_geojson(feature, geometry=geometry)
     out["properties"] = {"layer": feature.layer, **extra, **out["properties"]}
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,13 +119,16 @@ class Store:
             return []
         layer = self.layer(layer_id)
         names = [f.name for f in layer.all_fields]
-        geoms = shapely.from_wkb([bytes(r.geom_wkb) for r in rows])
-        out = []
-        for r, g in zip(rows, geoms, strict=True):
-            m = r._mapping
-            out.append(Feature(layer=layer_id, id=m["id"], props={n: m[n] for n in names}, geometry=g,
-                               version=m["version"], meta={k: m[k] for k in SYSTEM_READ if k != "version"}))
-        return out
+        meta_names = [k for k in SYSTEM_READ if k != "version"]
+        keys = list(rows[0]._fields)
+        # Positional access: a page of 1,000 rows × 45 columns through RowMapping costs ~20 ms.
+        pick_props = operator.itemgetter(*[keys.index(n) for n in names])
+        pick_meta = operator.itemgetter(*[keys.index(n) for n in meta_names])
+        i_id, i_version, i_geom = keys.index("id"), keys.index("version"), keys.index("geom_wkb")
+        geoms = shapely.from_wkb([bytes(r[i_geom]) for r in rows])
+        return [Feature(layer=layer_id, id=r[i_id], props=dict(zip(names, pick_props(r))), geometry=g,
+                        version=r[i_version], meta=dict(zip(meta_names, pick_meta(r))))
+                for r, g in zip(rows, geoms, strict=True)]
 
     def get(self, layer_id: str, fid: int, conn: sa.Connection | None = None) -> Feature | None:
         t = self.table(layer_id)
