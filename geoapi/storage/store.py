@@ -126,8 +126,8 @@ class Store:
         pick_meta = operator.itemgetter(*[keys.index(n) for n in meta_names])
         i_id, i_version, i_geom = keys.index("id"), keys.index("version"), keys.index("geom_wkb")
         geoms = shapely.from_wkb([bytes(r[i_geom]) for r in rows])
-        return [Feature(layer=layer_id, id=r[i_id], props=dict(zip(names, pick_props(r))), geometry=g,
-                        version=r[i_version], meta=dict(zip(meta_names, pick_meta(r))))
+        return [Feature(layer=layer_id, id=r[i_id], props=dict(zip(names, pick_props(r), strict=True)), geometry=g,
+                        version=r[i_version], meta=dict(zip(meta_names, pick_meta(r), strict=True)))
                 for r, g in zip(rows, geoms, strict=True)]
 
     def get(self, layer_id: str, fid: int, conn: sa.Connection | None = None) -> Feature | None:
