@@ -22,7 +22,7 @@ done
 # --- apt --------------------------------------------------------------------------------------
 # gdal-bin: ogrinfo/ogr2ogr used by tests; chromium + a CJK font: browser tests and screenshots.
 # mosquitto: the MQTT broker the telemetry tests talk to (and start privately for the restart test).
-pkgs=(python3-venv libsqlite3-mod-spatialite gdal-bin chromium fonts-wqy-microhei mosquitto)
+pkgs=(python3-venv libsqlite3-mod-spatialite gdal-bin chromium fonts-wqy-microhei fonts-dejavu-core mosquitto)
 command -v node >/dev/null || pkgs+=(nodejs npm)
 [ "$want_postgis" = 1 ] && pkgs+=(postgresql-15-postgis-3)
 apt_ensure "${pkgs[@]}"
