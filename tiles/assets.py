@@ -15,6 +15,8 @@ import zlib
 from functools import lru_cache
 from pathlib import Path
 
+from tiles.pbf import length_delimited
+
 FONT_DIR = Path(__file__).with_name("fonts")
 RANGE = re.compile(r"^(\d+)-(\d+)$")
 
@@ -43,24 +45,8 @@ def _range_bytes(fontstack: str, start: int, end: int) -> bytes:
 
 def empty_range(fontstack: str, start: int, end: int) -> bytes:
     """glyphs { stacks { name, range } } with no glyph."""
-    stack = _field(1, fontstack.encode()) + _field(2, f"{start}-{end}".encode())
-    return _field(1, stack)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    stack = length_delimited(1, fontstack.encode()) + length_delimited(2, f"{start}-{end}".encode())
+    return length_delimited(1, stack)
 
 
 SPRITE_JSON = b"{}"

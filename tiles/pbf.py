@@ -71,6 +71,10 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+def varint_field(field: int, value: int) -> bytes:
+    return varint(key(field, VARINT)) + varint(value)
+
+
 def length_delimited(field: int, payload: bytes) -> bytes:
     return varint(key(field, LEN)) + varint(len(payload)) + payload
 

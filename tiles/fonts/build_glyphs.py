@@ -18,6 +18,8 @@ from pathlib import Path
 import freetype
 import numpy as np
 
+from tiles.pbf import length_delimited, varint_field
+
 OUT_DIR = Path(__file__).resolve().parent
 DEFAULT_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 RANGES = [(0, 255), (256, 511), (8192, 8447)]  # Basic Latin + Latin-1, Latin Extended-A/B, punctuation
@@ -122,39 +124,20 @@ def _sdf(rings: list[np.ndarray], width: int, height: int) -> bytes:
 
 
 def encode_range(name: str, start: int, end: int, glyphs: list[Glyph]) -> bytes:
-    stack = _bytes_field(1, name.encode()) + _bytes_field(2, f"{start}-{end}".encode())
+    stack = length_delimited(1, name.encode()) + length_delimited(2, f"{start}-{end}".encode())
     for g in glyphs:
-        body = _varint_field(1, g.id)
+        body = varint_field(1, g.id)
         if g.bitmap:
-            body += _bytes_field(2, g.bitmap)
-        body += _varint_field(3, g.width) + _varint_field(4, g.height)
-        body += _varint_field(5, _zigzag(g.left)) + _varint_field(6, _zigzag(g.top))
-        body += _varint_field(7, g.advance)
-        stack += _bytes_field(3, body)
-    return _bytes_field(1, stack)
+            body += length_delimited(2, g.bitmap)
+        body += varint_field(3, g.width) + varint_field(4, g.height)
+        body += varint_field(5, _zigzag(g.left)) + varint_field(6, _zigzag(g.top))
+        body += varint_field(7, g.advance)
+        stack += length_delimited(3, body)
+    return length_delimited(1, stack)
 
 
 def _zigzag(n: int) -> int:
     return (n << 1) ^ (n >> 31)
-
-
-def _varint_field(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value)
-
-
-def _bytes_field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if not n:
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
 
 
 def build(font: Path = DEFAULT_FONT, out_dir: Path = OUT_DIR) -> list[Path]:
