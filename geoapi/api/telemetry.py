@@ -114,28 +114,28 @@ def _logged(request: Request, exc: PayloadError) -> PayloadError:
 
 
 # -- ingest ---------------------------------------------------------------------------------------------
-@router.post("/telemetry", summary="设备上报 (plain JSON: one message or a list)")
-async def post_telemetry(request: Request, store: StoreDep, settings: SettingsDep, service: ServiceDep,
-                         authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-    _push_auth(request, store, settings.telemetry_push_token, authorization)
+async def _push(request: Request, store, service, token: str | None, authorization: str | None,
+                parse) -> dict[str, Any]:
+    """A token- or key-authenticated push: parse the JSON body with ``parse`` and ingest it."""
+    _push_auth(request, store, token, authorization)
     try:
         body, _ = await _json_body(request)
-        readings = parse_plain(body)
+        readings = parse(body)
     except PayloadError as exc:
         raise _logged(request, exc) from None
     return await _ingest(service, readings)
+
+
+@router.post("/telemetry", summary="设备上报 (plain JSON: one message or a list)")
+async def post_telemetry(request: Request, store: StoreDep, settings: SettingsDep, service: ServiceDep,
+                         authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    return await _push(request, store, service, settings.telemetry_push_token, authorization, parse_plain)
 
 
 @router.post("/telemetry/ctwing", summary="CTWing (天翼物联 AEP) subscription push")
 async def post_ctwing(request: Request, store: StoreDep, settings: SettingsDep, service: ServiceDep,
                       authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-    _push_auth(request, store, settings.ctwing_push_token, authorization)
-    try:
-        body, _ = await _json_body(request)
-        readings = parse_ctwing(body)
-    except PayloadError as exc:
-        raise _logged(request, exc) from None
-    return await _ingest(service, readings)
+    return await _push(request, store, service, settings.ctwing_push_token, authorization, parse_ctwing)
 
 
 def _onenet_token(settings: Settings) -> str:

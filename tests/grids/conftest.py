@@ -10,9 +10,11 @@ import pytest
 import shapely
 from shapely import LineString
 
+from geoapi.grids.build import validated, write_corridors, write_segments, write_unit_grids
 from geoapi.grids.metric import Frame
 from geoapi.grids.segments import RoadLine
 from geoapi.grids.unitgrids import Community
+from geoapi.storage import FeatureQuery
 
 FRAME = Frame(113.2)
 X0, Y0 = FRAME.to_m(shapely.Point(113.2, 35.2)).coords[0]
@@ -48,3 +50,19 @@ def communities() -> list[Community]:
 @pytest.fixture
 def district():
     return deg(shapely.box(-200, -600, 1400, 700))
+
+
+@pytest.fixture
+def plan(store, roads, communities, district):
+    """District, segments (with 路长 and patrol rule on R01-01), corridors and unit grids stored."""
+    store.bulk_write("districts", validated(store, "districts", [
+        ({"admin_code": "410802", "name": "解放区", "level": "市辖区"}, district)]), actor="test")
+    write_segments(store, roads, actor="test")
+    seg = store.query("road_segments", FeatureQuery(filters={"segment_code": ["R01-01"]})).features[0]
+    store.patch("road_segments", seg.id, {
+        "chiefs": [{"level": "街道级", "name": "李娜", "title": "焦西街道办事处主任", "phone": "13800000002"},
+                   {"level": "区级", "name": "王伟", "title": "解放区副区长", "phone": "13800000001"}],
+        "patrol_rule": {"区级": "周", "街道级": "日"}}, actor="test")
+    write_corridors(store, actor="test")
+    write_unit_grids(store, "410802", actor="test", communities=communities)
+    return store

@@ -9,26 +9,11 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
-from geoapi.grids.build import all_features, validated, write_corridors, write_segments, write_unit_grids
+from geoapi.grids.build import all_features
 from geoapi.storage import FeatureQuery
 from tests.grids.conftest import deg
 
 ACTOR = "test"
-
-
-@pytest.fixture
-def plan(store, roads, communities, district):
-    store.bulk_write("districts", validated(store, "districts", [
-        ({"admin_code": "410802", "name": "解放区", "level": "市辖区"}, district)]), actor=ACTOR)
-    write_segments(store, roads, actor=ACTOR)
-    seg = store.query("road_segments", FeatureQuery(filters={"segment_code": ["R01-01"]})).features[0]
-    store.patch("road_segments", seg.id, {
-        "chiefs": [{"level": "街道级", "name": "李娜", "title": "焦西街道办事处主任", "phone": "13800000002"},
-                   {"level": "区级", "name": "王伟", "title": "解放区副区长", "phone": "13800000001"}],
-        "patrol_rule": {"区级": "周", "街道级": "日"}}, actor=ACTOR)
-    write_corridors(store, actor=ACTOR)
-    write_unit_grids(store, "410802", actor=ACTOR, communities=communities)
-    return store
 
 
 @pytest.fixture

@@ -22,19 +22,10 @@ ACTOR = "test"
 
 
 @pytest.fixture
-def plan(store, roads, communities, district):
-    """District, segments (with a 路长 on R01-01), corridors and unit grids stored; enricher on."""
-    store.bulk_write("districts", validated(store, "districts", [
-        ({"admin_code": "410802", "name": "解放区", "level": "市辖区"}, district)]), actor=ACTOR)
-    write_segments(store, roads, actor=ACTOR)
-    seg = store.query("road_segments", FeatureQuery(filters={"segment_code": ["R01-01"]})).features[0]
-    store.patch("road_segments", seg.id, {"chiefs": [
-        {"level": "街道级", "name": "李娜", "title": "焦西街道办事处主任", "phone": "13800000002"},
-        {"level": "区级", "name": "王伟", "title": "解放区副区长", "phone": "13800000001"}]}, actor=ACTOR)
-    write_corridors(store, actor=ACTOR)
-    write_unit_grids(store, "410802", actor=ACTOR, communities=communities)
-    install(store)
-    return store
+def plan(plan):
+    """The conftest plan with the grid/segment enricher on."""
+    install(plan)
+    return plan
 
 
 def codes(store, layer, key):
