@@ -4,7 +4,9 @@ PostGIS makes the whole tile in SQL — ``ST_AsMVT(ST_AsMVTGeom(...))`` per laye
 a composite joined with ``||`` in one statement, candidates found with ``&&`` on the GiST
 index. SpatiaLite finds candidates through its R*Tree (``SpatialIndex``) and hands WKB to the
 in-process encoder (tiles.mvt). Low zooms of point layers are aggregated into grid cells on
-both (tiles.aggregate). Both produce the same decoded tiles.
+both (tiles.aggregate): PostGIS reads an unfiltered aggregated tile from the maintained cell
+table (geoapi.storage.tilecells) and counts filtered ones per request; SpatiaLite counts per
+request. All produce the same decoded tiles.
 """
 
 from __future__ import annotations
@@ -22,19 +24,19 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy import func
 
+from geoapi.storage import tilecells
 from geoapi.storage.migrate import POST_UPGRADE
 from geoapi.storage.model import FeatureQuery
 from layers.spec import FieldSpec, LayerSpec
-from tiles.aggregate import CELLS, aggregate_points, is_aggregated
+from tiles.aggregate import CELL_BITS, CELLS, aggregate_points, is_aggregated
 from tiles.filters import LayerFilter
-from tiles.grid import BUFFER, EXTENT, TileId, lonlat_bounds, mercator_bounds, to_mercator
+from tiles.grid import BUFFER, EXTENT, TileId, lonlat_bounds, to_mercator
 from tiles.mvt import TileLayer, encode, quantize
 
 if TYPE_CHECKING:
     from geoapi.storage.store import Store
 
 log = logging.getLogger(__name__)
-EARTH_RADIUS = 6378137.0
 SRID = 4490
 
 
@@ -72,12 +74,15 @@ def _index_envelope(tile: TileId, buffer: int):
 
 def _postgis_layer(store: Store, layer: LayerSpec, tile: TileId, f: LayerFilter | None, i: int) -> sa.Select:
     t = store.table(layer.id)
-    env = func.ST_TileEnvelope(tile.z, tile.x, tile.y)
-    conds = [t.c.geom.op("&&")(_index_envelope(tile, 0 if is_aggregated(layer, tile.z) else BUFFER)),
-             *_conditions(store, layer, f)]
     mvt = func.ST_AsMVT(sa.literal_column(f"q{i}"), layer.id, EXTENT, "geom", "fid")
     if is_aggregated(layer, tile.z):  # cell centres are inside the tile: never a NULL geom
-        return sa.select(mvt).select_from(_postgis_cells(t, layer, tile, env, conds).subquery(f"q{i}"))
+        if not f and tilecells.serves(store, layer, tile.z):
+            cells = tilecells.cells_select(layer, tile)
+        else:
+            cells = _postgis_cells(t, layer, tile, _conditions(store, layer, f))
+        return sa.select(mvt).select_from(cells.subquery(f"q{i}"))
+    env = func.ST_TileEnvelope(tile.z, tile.x, tile.y)
+    conds = [t.c.geom.op("&&")(_index_envelope(tile, BUFFER)), *_conditions(store, layer, f)]
     geom = func.ST_AsMVTGeom(func.ST_Transform(t.c.geom, 3857), env, EXTENT, BUFFER, True)
     props = [_pg_property(t, layer.field(n)) for n in layer.tiles.properties if n != "id"]
     inner = sa.select(t.c.id.label("fid"), geom.label("geom"), t.c.id.label("id"), *props).where(*conds)
@@ -85,26 +90,26 @@ def _postgis_layer(store: Store, layer: LayerSpec, tile: TileId, f: LayerFilter 
     return sa.select(mvt).select_from(inner).where(inner.c.geom.is_not(None))
 
 
-def _postgis_cells(t: sa.Table, layer: LayerSpec, tile: TileId, env, conds: list) -> sa.Select:
-    """Grid-cell counts in SQL; Mercator by formula (cheaper than ST_Transform per point)."""
-    minx, _, maxx, maxy = mercator_bounds(tile)
-    cell = (maxx - minx) / CELLS
-    g = t.c.geom if layer.geometry == "Point" else func.ST_Centroid(t.c.geom)
-    mx = func.radians(func.ST_X(g)) * EARTH_RADIUS
-    my = func.ln(func.tan(func.pi() / 4 + func.radians(func.ST_Y(g)) / 2)) * EARTH_RADIUS
+def _postgis_cells(t: sa.Table, layer: LayerSpec, tile: TileId, conds: list) -> sa.Select:
+    """Grid-cell counts per request, from every (filtered) point of the tile.
+
+    The unfiltered tile reads the maintained cell table instead (geoapi.storage.tilecells);
+    both use the same cell formula, so they agree. Candidates come from the tile envelope
+    grown by one unit (a point on an edge is kept or dropped by its cell index, not by float
+    rounding in the envelope).
+    """
+    gx, gy = tilecells.cell_sql(*tilecells.xy_sql(layer, f'"{t.name}".geom'), tile.z + CELL_BITS)
     # OFFSET 0 keeps each step a fence the planner cannot flatten: pushed into the scan, the
-    # cell-range filter makes it guess ~7 rows and walk the GiST index row by row, and the
-    # per-cell ST_AsMVTGeom would run per point (1.1 s → 0.29 s on a 277k-point z12 tile).
-    c = (sa.select(sa.cast(func.floor((mx - minx) / cell), sa.Integer).label("cx"),
-                   sa.cast(func.floor((maxy - my) / cell), sa.Integer).label("cy"),
-                   t.c.status).where(*conds).offset(0).subquery("c"))
+    # cell-range filter makes it guess ~7 rows and walk the GiST index row by row (1.1 s →
+    # 0.29 s on a 277k-point z12 tile).
+    c = (sa.select(sa.literal_column(f"{gx} - {tile.x * CELLS}").label("cx"),
+                   sa.literal_column(f"{gy} - {tile.y * CELLS}").label("cy"), t.c.status)
+         .where(t.c.geom.op("&&")(_index_envelope(tile, 1)), *conds).offset(0).subquery("c"))
     counts = [func.count().filter(c.c.status == v).label(f"count_{v}") for v in layer.status.values]
     cells = (sa.select(c.c.cx, c.c.cy, func.count().label("count"), *counts)
              .group_by(c.c.cx, c.c.cy).offset(0).subquery("g")).c
-    centre = func.ST_SetSRID(func.ST_MakePoint(minx + (cells.cx + 0.5) * cell, maxy - (cells.cy + 0.5) * cell), 3857)
-    return (sa.select((cells.cy * CELLS + cells.cx + 1).label("fid"),
-                      func.ST_AsMVTGeom(centre, env, EXTENT, BUFFER, True).label("geom"),
-                      cells["count"], *[cells[f"count_{v}"] for v in layer.status.values])
+    return (sa.select(*tilecells.cell_features(cells.cx, cells.cy, cells["count"],
+                                               [cells[f"count_{v}"] for v in layer.status.values]))
             .where(cells.cx.between(0, CELLS - 1), cells.cy.between(0, CELLS - 1)))
 
 
@@ -169,7 +174,7 @@ def _spatialite_cells(store: Store, conn: sa.Connection, layer: LayerSpec, tile:
     t = store.table(layer.id)
     g = t.c.geom if layer.geometry == "Point" else func.ST_Centroid(t.c.geom)
     stmt = (sa.select(func.ST_X(g), func.ST_Y(g), t.c.status)
-            .where(t.c.id.in_(_rowids(t, tile, 0)), *_conditions(store, layer, f)))
+            .where(t.c.id.in_(_rowids(t, tile, 1)), *_conditions(store, layer, f)))
     rows = conn.execute(stmt).all()
     lon = np.array([r[0] for r in rows], dtype=float)
     lat = np.array([r[1] for r in rows], dtype=float)
@@ -238,12 +243,7 @@ BEGIN
 END $$;
 """
 
-_TRIGGERS = (
-    ("ins", "AFTER INSERT", "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"),
-    ("upd", "AFTER UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"),
-    ("del", "AFTER DELETE", "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT"),
-    ("trunc", "AFTER TRUNCATE", "FOR EACH STATEMENT"),
-)
+_TRIGGERS = tilecells.TRIGGERS  # the same four statement-level triggers with transition tables
 
 
 def install_change_triggers(conn: sa.Connection, store: Store) -> list[str]:

@@ -1,0 +1,264 @@
+"""PostGIS: the cell-count pyramid behind aggregated low-zoom tiles.
+
+Per aggregated point layer, ``<table>_tile_cells`` holds, for every aggregated zoom z, the
+non-empty cells of level L = z + CELL_BITS: ``level, tx, ty`` (the tile at z), ``cx, cy`` (the
+global cell), ``n`` and one ``count_<status>`` column per status value. An unfiltered
+aggregated tile reads its ≤ 4,096 rows with one primary-key prefix scan instead of counting
+every point in the tile (tiles.aggregate has the cell formula; ``cell_sql`` below is the same
+formula in SQL, operation for operation).
+
+Statement-level triggers with transition tables keep the table exact in the writing
+transaction, whatever writes (the Store, COPY imports, telemetry, psql): new rows add, old rows
+subtract, cells whose ``n`` reaches 0 are deleted, TRUNCATE empties it. ``install_tile_cells``
+(a POST_UPGRADE hook) creates, backfills and, when the layer definition that shapes the table
+changes, rebuilds it; the shape is recorded as the table's COMMENT.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import weakref
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy import func
+
+from geoapi.storage.migrate import POST_UPGRADE
+from layers.spec import LayerSpec
+from tiles.aggregate import CELL_BITS, CELL_UNITS, CELLS, aggregated_zooms
+from tiles.grid import MAX_LAT, TileId
+
+if TYPE_CHECKING:
+    from geoapi.storage.store import Store
+
+log = logging.getLogger(__name__)
+FORMULA = 1  # bump when cell_sql changes: every cell table is then rebuilt by the next upgrade
+# Statement-level, with transition tables (the change-notify triggers in tilesql use the same)
+TRIGGERS = (
+    ("ins", "AFTER INSERT", "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"),
+    ("upd", "AFTER UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"),
+    ("del", "AFTER DELETE", "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT"),
+    ("trunc", "AFTER TRUNCATE", "FOR EACH STATEMENT"),
+)
+KEY = ("level", "tx", "ty", "cx", "cy")
+
+
+# -- names and shape ---------------------------------------------------------------------------
+def levels(layer: LayerSpec) -> range:
+    """The cell levels the table holds: aggregated zooms + CELL_BITS (empty: no table)."""
+    zooms = aggregated_zooms(layer)
+    return range(zooms.start + CELL_BITS, zooms.stop + CELL_BITS)
+
+
+def table_name(layer: LayerSpec) -> str:
+    return f"{layer.id}_tile_cells"
+
+
+def function_name(layer: LayerSpec) -> str:
+    return f"geoapi_tile_cells_{layer.id}"
+
+
+def count_columns(layer: LayerSpec) -> list[str]:
+    return [f"count_{v}" for v in layer.status.values]
+
+
+def signature(layer: LayerSpec) -> str:
+    """What shapes the table; a table whose COMMENT differs is rebuilt."""
+    lv = levels(layer)
+    return json.dumps({"geoapi_tile_cells": FORMULA, "levels": [lv.start, lv.stop - 1],
+                       "status": list(layer.status.values), "geometry": layer.geometry}, ensure_ascii=False)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+# -- the formula in SQL ------------------------------------------------------------------------
+def cell_sql(lon: str, lat: str, level: int) -> tuple[str, str]:
+    """SQL for the global cell x/y at ``level`` of lon/lat expressions (tiles.aggregate.global_cells)."""
+    scale, top = f"{float(1 << level)!r}::float8", (1 << level) - 1
+    lat_c = f"least(greatest({lat}, {-MAX_LAT!r}::float8), {MAX_LAT!r}::float8)"
+    u = f"({lon}) / 360.0::float8 + 0.5::float8"
+    v = f"0.5::float8 - ln(tan(pi() / 4 + {lat_c} * pi() / 360.0::float8)) / (2 * pi())"
+    return (f"least(greatest(floor(({u}) * {scale}), 0), {top})::int",
+            f"least(greatest(floor(({v}) * {scale}), 0), {top})::int")
+
+
+def xy_sql(layer: LayerSpec, geom: str = "geom") -> tuple[str, str]:
+    g = geom if layer.geometry == "Point" else f"ST_Centroid({geom})"
+    return f"ST_X({g})", f"ST_Y({g})"
+
+
+# -- maintenance SQL ---------------------------------------------------------------------------
+def _delta_ctes(layer: LayerSpec, sources: list[tuple[str, int]]) -> str:
+    """CTEs ``f`` (finest-level deltas) and ``g`` (every level) from (relation, sign) sources."""
+    lv = levels(layer)
+    top = lv.stop - 1
+    gx, gy = cell_sql(*xy_sql(layer), top)
+    rows = " UNION ALL ".join(f"SELECT geom, status, {sign} AS d FROM {rel} WHERE geom IS NOT NULL"
+                              for rel, sign in sources)
+    k = range(len(layer.status.values))
+    f_sums = ", ".join(f"sum(CASE WHEN status = {_literal(v)} THEN d ELSE 0 END)::int AS c{i}"
+                       for i, v in enumerate(layer.status.values))
+    g_sums = ", ".join(f"sum(c{i}) AS c{i}" for i in k)
+    f_any = " OR ".join(["sum(d) <> 0", *(f"sum(CASE WHEN status = {_literal(v)} THEN d ELSE 0 END) <> 0"
+                                          for v in layer.status.values)])
+    g_any = " OR ".join(["sum(n) <> 0", *(f"sum(c{i}) <> 0" for i in k)])
+    return (f"f AS (SELECT gx, gy, sum(d)::int AS n, {f_sums} "
+            f"FROM (SELECT {gx} AS gx, {gy} AS gy, status, d FROM ({rows}) s) r "
+            f"GROUP BY gx, gy HAVING {f_any}), "
+            f"g AS (SELECT l AS level, gx >> ({top} - l) AS cx, gy >> ({top} - l) AS cy, sum(n) AS n, {g_sums} "
+            f"FROM f CROSS JOIN generate_series({lv.start}, {top}) AS l GROUP BY 1, 2, 3 HAVING {g_any})")
+
+
+def _upsert(layer: LayerSpec) -> str:
+    """Add ``g`` to the table, taking row locks in key order (two such statements cannot deadlock)."""
+    cols = [_ident(c) for c in count_columns(layer)]
+    cs = ", ".join(f"c{i}" for i in range(len(cols)))
+    sets = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in ["n", *cols])
+    return (f"INSERT INTO {_ident(table_name(layer))} AS t (level, tx, ty, cx, cy, n, {', '.join(cols)}) "
+            f"SELECT level, cx >> {CELL_BITS}, cy >> {CELL_BITS}, cx, cy, n, {cs} FROM g "
+            f"ORDER BY 1, 2, 3, 4, 5 ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {sets}")
+
+
+def _function_sql(layer: LayerSpec) -> str:
+    cells = _ident(table_name(layer))
+    subtract = ("{ctes}, up AS ({upsert} RETURNING level, tx, ty, cx, cy, n) "
+                "SELECT array_agg(level), array_agg(tx), array_agg(ty), array_agg(cx), array_agg(cy) "
+                "INTO zl, ztx, zty, zcx, zcy FROM up WHERE n = 0")
+    upd = subtract.format(ctes="WITH " + _delta_ctes(layer, [("new_rows", 1), ("old_rows", -1)]),
+                          upsert=_upsert(layer))
+    dele = subtract.format(ctes="WITH " + _delta_ctes(layer, [("old_rows", -1)]), upsert=_upsert(layer))
+    return f"""
+CREATE OR REPLACE FUNCTION {_ident(function_name(layer))}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE zl int[]; ztx int[]; zty int[]; zcx int[]; zcy int[];
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    WITH {_delta_ctes(layer, [("new_rows", 1)])} {_upsert(layer)};
+  ELSIF TG_OP = 'UPDATE' THEN
+    {upd};
+  ELSIF TG_OP = 'DELETE' THEN
+    {dele};
+  ELSE  -- TRUNCATE; when the same TRUNCATE also names the cell table, it is in use: DELETE
+    BEGIN
+      TRUNCATE {cells};
+    EXCEPTION WHEN object_in_use THEN
+      DELETE FROM {cells};
+    END;
+  END IF;
+  IF zl IS NOT NULL THEN  -- the rows still locked by the upsert above whose n reached 0
+    DELETE FROM {cells} c USING unnest(zl, ztx, zty, zcx, zcy) AS z(level, tx, ty, cx, cy)
+     WHERE c.level = z.level AND c.tx = z.tx AND c.ty = z.ty AND c.cx = z.cx AND c.cy = z.cy AND c.n = 0;
+  END IF;
+  RETURN NULL;
+END $fn$;
+"""
+
+
+def _create_table_sql(layer: LayerSpec) -> str:
+    counts = ", ".join(f"{_ident(c)} integer NOT NULL" for c in count_columns(layer))
+    return (f"CREATE TABLE {_ident(table_name(layer))} (level smallint NOT NULL, tx integer NOT NULL, "
+            f"ty integer NOT NULL, cx integer NOT NULL, cy integer NOT NULL, n integer NOT NULL, {counts}, "
+            f"PRIMARY KEY ({', '.join(KEY)})) WITH (fillfactor = 90)")  # room for HOT updates: rows stay in key order
+
+
+def _drop(conn: sa.Connection, table: str, layer: LayerSpec) -> None:
+    for suffix, *_ in TRIGGERS:
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS geoapi_cells_{suffix} ON {_ident(table)}")
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_ident(table_name(layer))}")
+    conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {_ident(function_name(layer))}()")
+
+
+def _current(conn: sa.Connection, store: Store, layer: LayerSpec) -> bool:
+    """The table exists with this layer's signature and all four triggers are enabled on the layer table."""
+    have = conn.exec_driver_sql(
+        "SELECT obj_description(to_regclass(%(t)s), 'pg_class'), "
+        "(SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(%(l)s) AND tgname LIKE 'geoapi_cells_%%' "
+        "AND tgenabled <> 'D')",
+        {"t": _ident(table_name(layer)), "l": _ident(store.table(layer.id).name)}).one()
+    return have[0] == signature(layer) and have[1] == len(TRIGGERS)
+
+
+def install_tile_cells(conn: sa.Connection, store: Store) -> list[str]:
+    """Create (or rebuild, when the layer's shape changed) and backfill each aggregated layer's cell table.
+
+    Idempotent: a table whose COMMENT matches the layer's signature and whose triggers are in
+    place and enabled is left alone (a disabled trigger may have missed writes: rebuilt).
+    Layers that are no longer aggregated lose theirs.
+    """
+    if store.dialect != "postgis":
+        return []
+    done = []
+    for layer in store.registry:
+        table = store.table(layer.id).name
+        if not levels(layer):
+            if conn.exec_driver_sql("SELECT to_regclass(%(t)s)", {"t": _ident(table_name(layer))}).scalar():
+                _drop(conn, table, layer)
+                done.append(f"dropped {table_name(layer)} ({layer.id} is no longer aggregated)")
+            continue
+        if _current(conn, store, layer):
+            continue
+        _drop(conn, table, layer)
+        conn.exec_driver_sql(_create_table_sql(layer))
+        conn.exec_driver_sql(f"COMMENT ON TABLE {_ident(table_name(layer))} IS {_literal(signature(layer))}")
+        conn.exec_driver_sql(_function_sql(layer))
+        for suffix, event, clause in TRIGGERS:
+            conn.exec_driver_sql(f"CREATE TRIGGER geoapi_cells_{suffix} {event} ON {_ident(table)} {clause} "
+                                 f"EXECUTE FUNCTION {_ident(function_name(layer))}()")
+        conn.exec_driver_sql(f"WITH {_delta_ctes(layer, [(_ident(table), 1)])} {_upsert(layer)}")
+        conn.exec_driver_sql(f"ANALYZE {_ident(table_name(layer))}")
+        n = conn.exec_driver_sql(f"SELECT count(*) FROM {_ident(table_name(layer))}").scalar()
+        done.append(f"built {table_name(layer)}: {n} cells at levels {levels(layer).start}–{levels(layer).stop - 1}")
+    _ready.pop(store, None)
+    return done
+
+
+# -- reading -----------------------------------------------------------------------------------
+_ready: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Store → {layer id: table usable}
+
+
+def serves(store: Store, layer: LayerSpec, z: int) -> bool:
+    """Whether the unfiltered aggregated tile at ``z`` can be read from the cell table.
+
+    Checked once per store and layer (the table's COMMENT against the layer's signature); a
+    database not yet upgraded keeps the per-request counting, which gives the same tiles.
+    """
+    if store.dialect != "postgis" or z + CELL_BITS not in levels(layer):
+        return False
+    known = _ready.setdefault(store, {})
+    if layer.id not in known:
+        with store.read() as conn:
+            sig = conn.exec_driver_sql("SELECT obj_description(to_regclass(%(t)s), 'pg_class')",
+                                       {"t": _ident(table_name(layer))}).scalar()
+        known[layer.id] = sig == signature(layer)
+        if not known[layer.id]:
+            log.warning("%s is missing or out of date: run `geoapi db upgrade`; counting points per tile meanwhile",
+                        table_name(layer))
+    return known[layer.id]
+
+
+def cell_features(lx, ly, count, counts: list) -> list:
+    """The MVT rows of tile-local cells (fid, geom in tile units, count, count_<status>…)."""
+    half = CELL_UNITS // 2
+    return [(ly * CELLS + lx + 1).label("fid"),
+            func.ST_MakePoint(lx * CELL_UNITS + half, ly * CELL_UNITS + half).label("geom"),
+            count.label("count"), *counts]
+
+
+def cells_select(layer: LayerSpec, tile: TileId) -> sa.Select:
+    """The tile's cells from the table: one primary-key prefix scan (level, tx, ty)."""
+    names = count_columns(layer)
+    t = sa.table(table_name(layer), *(sa.column(c) for c in (*KEY, "n", *names)))
+    lx, ly = t.c.cx - tile.x * CELLS, t.c.cy - tile.y * CELLS
+    return (sa.select(*cell_features(lx, ly, t.c.n, [t.c[c] for c in names]))
+            .where(t.c.level == tile.z + CELL_BITS, t.c.tx == tile.x, t.c.ty == tile.y))
+
+
+# Run by Store.upgrade() once this module is imported (tilesql imports it).
+if install_tile_cells not in POST_UPGRADE:
+    POST_UPGRADE.append(install_tile_cells)
