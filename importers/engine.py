@@ -6,6 +6,10 @@ by a generator, so the whole import is one transaction. With ``on_error="abort"`
 default) any rejected row makes the generator raise at the end, after every row has been
 checked, and the store rolls everything back: nothing is half-loaded, and the report still
 lists every bad row.
+
+Reading and checking run in a worker thread a few thousand rows ahead of the writer
+(importers.prefetch). Nothing is kept per row beyond the rows in flight: codes seen for the
+duplicate check are kept compactly (importers.seen), unmapped columns travel with their row.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from importers.checks import BatchProblems, check_codes, check_properties, code_
 from importers.crs import SourceCrs, parse_crs_text, refuse_missing_crs, with_zone_prefix
 from importers.errors import ImportRefusedError
 from importers.mapping import FieldMapping, build_mapping
+from importers.prefetch import prefetched
 from importers.readers import Batch, ReadOptions, Source, XYOrder, open_source
 from importers.report import ImportReport, Provenance, RejectedRow, fingerprint
+from importers.seen import SeenCodes
 from importers.transforms import DatumTransform, Mapper, make_mapper, parse_transform
 from layers.spec import LayerSpec
 
@@ -40,6 +46,7 @@ Progress = Callable[[int, int | None], None]
 # settings.city_bounds.
 DEFAULT_CITY_BOUNDS = (112.5, 34.75, 113.75, 35.55)
 _SAMPLE = 2_000
+_HANDOFF = 5_000   # rows per item handed from the reading thread to the writer
 
 
 @dataclass
@@ -128,13 +135,24 @@ def run_import(store: Any, path: Path, options: ImportOptions, *, layer_spec: La
 
 
 def _write(store: Any, layer_id: str, run: _Run, options: ImportOptions, report: ImportReport) -> Any:
-    """One ``store.bulk_write`` call (one transaction) fed by the row stream."""
-    # Unmapped columns go to the `extra` JSON column; the list fills in step with the row stream
-    # and is complete once the store has consumed the rows.
-    run.extras = []
-    return store.bulk_write(layer_id, run.rows(), actor=options.actor, batch_id=report.batch_id,
-                            mode=options.mode, src_file=run.src_file, src_crs=run.src_crs, validated=True,
-                            extras=run.extras)
+    """One ``store.bulk_write`` call (one transaction) fed by the row stream, read and checked in
+    a worker thread; rows are ``(props, geom, extra)``, unmapped columns going to ``extra``."""
+    rows = _flatten(prefetched(run.checked(), name="geoapi-import-read"))
+    try:
+        return store.bulk_write(layer_id, rows, actor=options.actor, batch_id=report.batch_id,
+                                mode=options.mode, src_file=run.src_file, src_crs=run.src_crs, validated=True)
+    finally:
+        rows.close()   # a failed write stops the reading thread now, not when the generator is collected
+
+
+def _flatten(lists: Iterator[list]) -> Iterator:
+    try:
+        for items in lists:
+            yield from items
+    finally:
+        close = getattr(lists, "close", None)
+        if close is not None:
+            close()
 
 
 def new_batch_id() -> str:
@@ -193,10 +211,9 @@ class _Run:
         # mode they are rejected per row instead.
         self.store = store if options.mode == "append" else None
         self.key = code_field(layer)
-        self.seen: dict[str, int] = {}
+        self.seen = SeenCodes()
         self.frame: Frame | None = None
         self.valid = 0
-        self.extras: list[dict[str, Any] | None] | None = None
         self.src_file = report.provenance.file_name if report.provenance else source.path.name
         self._batches = source.batches(options.batch_size)
         self._first: Batch | None = None
@@ -212,22 +229,31 @@ class _Run:
         else:
             self.report.notes.append("the file holds no rows")
 
-    def rows(self) -> Iterator[tuple[dict[str, Any], Any]]:
-        """Valid rows as (props, geometry in EPSG:4490); raises _Rejected at the end when aborting."""
+    def rows(self) -> Iterator[tuple[dict[str, Any], Any, dict[str, Any] | None]]:
+        """Valid rows as (props, geometry in EPSG:4490, extra); raises _Rejected at the end when aborting."""
+        for rows in self.checked():
+            yield from rows
+
+    def checked(self, size: int = _HANDOFF) -> Iterator[list[tuple[dict[str, Any], Any, dict[str, Any] | None]]]:
+        """``rows()`` in lists of up to ``size``."""
         abort = self.options.on_error == "abort"
         batches = self._batches if self._first is None else _chain(self._first, self._batches)
         self._first = None
+        out: list = []
         for batch in batches:
-            for props, geom, extra in self._check(batch):
+            for row in self._check(batch):
                 self.valid += 1
                 if abort and self.report.rejected:
                     continue   # keep checking to report every bad row; the transaction is lost anyway
-                if self.extras is not None:
-                    self.extras.append(extra)
-                yield props, geom
+                out.append(row)
+                if len(out) >= size:
+                    yield out
+                    out = []
             self.report.rows_read += len(batch)
             if self.progress:
                 self.progress(self.report.rows_read, self.source.count)
+        if out:
+            yield out
         if abort and self.report.rejected:
             raise _Rejected(f"{len(self.report.rejected)} rows rejected")
 
@@ -244,8 +270,13 @@ class _Run:
         codes = clean.get(self.key) if self.key else None
         if codes is not None:
             self._check_duplicates(batch.start, codes, blank, problems)
-        names = list(clean)
-        for i, values in enumerate(zip(*clean.values(), strict=True)):
+        # Fields empty in the whole batch are left out of new rows (the store writes NULL for
+        # them): a row's dict holds the few fields a delivery fills, not all ~45. An upsert
+        # keeps them all: there an empty field replaces the stored value.
+        filled = clean if self.options.mode == "upsert" else \
+            {name: values for name, values in clean.items() if values.count(None) < n}
+        names = list(filled)
+        for i, values in enumerate(zip(*filled.values(), strict=True) if filled else ((),) * n):
             if blank[i]:
                 self.report.skipped += 1
                 continue
@@ -258,16 +289,13 @@ class _Run:
             yield dict(zip(names, values, strict=True)), geoms[i], _extra(batch, self.mapping.extra, i)
 
     def _check_duplicates(self, start: int, codes: list[Any], blank: np.ndarray, problems: BatchProblems) -> None:
+        live = [i for i, code in enumerate(codes) if code is not None and not blank[i]]
+        texts = [str(codes[i]) for i in live]
         fresh: list[str] = []
-        for i, code in enumerate(codes):
-            if code is None or blank[i]:
-                continue
-            code = str(code)
-            first = self.seen.get(code)
+        for i, code, first in zip(live, texts, self.seen.check(texts, [start + i + 1 for i in live]), strict=True):
             if first is not None:
                 problems.add(i, f"{self.key}: duplicate {code} (also in row {first})")
             else:
-                self.seen[code] = start + i + 1
                 fresh.append(code)
         if self.store is not None and fresh:
             existing = existing_codes(self.store, self.layer.id, self.key, fresh)

@@ -2,6 +2,9 @@
 
 Framework-free; the HTTP router (geoapi.api.tiles) only turns the result into a response.
 Rendering is a callable given by the storage side (geoapi.storage.tilesql.render_tile).
+A fresh render is compressed only when something needs the gzip bytes (a cache that keeps
+entries, or a client that accepts gzip), and a client that asks for identity gets the rendered
+bytes as they are, without a compress–decompress round trip.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import gzip
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from layers.registry import LayerRegistry
 from layers.spec import LayerSpec
@@ -26,17 +30,27 @@ class UnknownLayerError(LookupError):
 
 @dataclass(frozen=True)
 class TileResult:
-    body: bytes  # gzip-compressed; b"" for an empty tile
+    gzipped: bytes | None  # the gzip body when known (from the cache); b"" for an empty tile
     etag: str  # a weak validator: equal for the gzip and identity encodings of one tile
     cache_control: str
     cached: bool
+    raw: bytes | None = None  # the uncompressed MVT when known (a fresh render)
+
+    @cached_property
+    def body(self) -> bytes:
+        """gzip-compressed; b"" for an empty tile."""
+        if self.gzipped is not None:
+            return self.gzipped
+        return _gzip(self.raw or b"")
 
     @property
     def empty(self) -> bool:
-        return not self.body
+        return not (self.raw if self.raw is not None else self.gzipped)
 
     def identity(self) -> bytes:
-        return gzip.decompress(self.body) if self.body else b""
+        if self.raw is not None:
+            return self.raw
+        return gzip.decompress(self.gzipped) if self.gzipped else b""
 
 
 @dataclass(frozen=True)
@@ -83,9 +97,19 @@ class TileService:
         if entry is not None:
             return TileResult(entry.body, entry.etag, policy, cached=True)
         raw = self.render(shown, tile, filters)
-        entry = CachedTile(gzip.compress(raw, compresslevel=5, mtime=0) if raw else b"", _etag(raw))
-        self.cache.store(key, ticket, entry)
-        return TileResult(entry.body, entry.etag, policy, cached=False)
+        result = TileResult(None, _etag(raw), policy, cached=False, raw=raw)
+        if _keeps_entries(self.cache):
+            self.cache.store(key, ticket, CachedTile(result.body, result.etag))
+        return result
+
+
+def _keeps_entries(cache: TileCache) -> bool:
+    """False for an in-process cache of size 0 (every request renders): nothing to compress for."""
+    return getattr(cache, "size", 1) > 0
+
+
+def _gzip(raw: bytes) -> bytes:
+    return gzip.compress(raw, compresslevel=5, mtime=0) if raw else b""
 
 
 def _etag(raw: bytes) -> str:

@@ -8,14 +8,13 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
-from shapely.geometry import mapping
 
 from geoapi.api import html
 from geoapi.api.deps import EditorDep, LayerDep, ReaderDep, SettingsDep, StoreDep
 from geoapi.api.params import clamp_limit, parse_bbox, parse_datetime, parse_filters, parse_sortby
 from geoapi.crs import OGC_CRS_URIS, bbox_to_storage, parse_ogc_crs
 from geoapi.errors import BadRequestError, FeatureNotFoundError, PreconditionFailedError
-from geoapi.geojson import feature_to_geojson, parse_feature
+from geoapi.geojson import feature_to_geojson, geometries_json, parse_feature
 from geoapi.services.items import (
     ItemsRequest,
     find_items,
@@ -147,10 +146,8 @@ def list_items(
         return items_download(store, layer, req, f, out_crs)
     page = find_items(store, layer, req)
     geoms = to_crs(page.features, out_crs)
-    features = []
-    for feature, geom in zip(page.features, geoms, strict=True):
-        features.append(feature_to_geojson(feature, properties=wanted, system=wanted is None,
-                                           geometry=mapping(geom)))
+    features = [feature_to_geojson(feature, properties=wanted, system=wanted is None, geometry=geom)
+                for feature, geom in zip(page.features, geometries_json(geoms), strict=True)]
     body = {
         "type": "FeatureCollection",
         "features": features,

@@ -62,11 +62,11 @@ def shutdown(app: FastAPI) -> None:
         app.state.telemetry = None
 
 
-def get_service(request: Request) -> TelemetryService:
+async def get_service(request: Request) -> TelemetryService:
     return request.app.state.telemetry
 
 
-def get_bus(request: Request) -> EventBus:
+async def get_bus(request: Request) -> EventBus:
     return bus_of(request.app)
 
 

@@ -58,7 +58,9 @@ def _runtime(app: FastAPI) -> TilesRuntime:
     return runtime
 
 
-def get_runtime(request: Request) -> TilesRuntime:
+async def get_runtime(request: Request) -> TilesRuntime:
+    # async: a plain def dependency costs a thread-pool hop per tile; the runtime is built at
+    # startup (publish_tile_changes), so this does not block the loop after that.
     return _runtime(request.app)
 
 

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from types import ModuleType
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 SPATIALITE_CANDIDATES = (
@@ -100,12 +100,25 @@ def make_engine(url: str) -> tuple[Engine, str]:
         # No pre-ping: it costs a round trip per request. A dropped connection is detected on use,
         # the pool is invalidated (that request answers 503) and the next request reconnects.
         # No parallel query: on a few cores its start-up costs more than it saves on the short
-        # queries an API runs (bench/README.md); set GEOAPI_PG_OPTIONS to change session settings.
-        options = os.environ.get("GEOAPI_PG_OPTIONS", "-c max_parallel_workers_per_gather=0")
+        # queries an API runs (bench/README.md). No JIT: PostgreSQL compiles any plan costed
+        # over jit_above_cost, and a KNN scan with a long LIMIT is costed so (compiling took
+        # 2 s for a 3 ms /nearest scan; coverage of 1M points ran no slower without it).
+        # Set GEOAPI_PG_OPTIONS to change session settings.
+        options = os.environ.get("GEOAPI_PG_OPTIONS", "-c max_parallel_workers_per_gather=0 -c jit=off")
         engine = create_engine(url, json_serializer=dump_json, pool_size=10, max_overflow=10, pool_recycle=1800,
                                connect_args={"connect_timeout": 5, "options": options})
         return engine, "postgis"
     raise ValueError(f"unsupported database URL {url!r}: use a sqlite:/// path or postgresql://")
+
+
+def autocommit_reads(conn: Connection) -> Connection:
+    """Let a fresh PostGIS connection run its reads without a transaction: no BEGIN before the
+    first statement, no ROLLBACK when it goes back to the pool (two round trips of three for a
+    one-statement read). Only for reads that need no common snapshot and no ``SET LOCAL``; the
+    pool restores the isolation level on return. SpatiaLite connections are left as they are."""
+    if conn.dialect.name == "postgresql" and not conn.in_transaction():
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
 
 
 def _setup_spatialite(engine: Engine) -> None:

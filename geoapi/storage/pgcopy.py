@@ -12,6 +12,7 @@ value of each row through the driver's ``write_row`` cost more than the rest of 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -90,12 +91,57 @@ def constant_column(value: Any, n: int, json_text: Callable[[Any], str]) -> list
     return [_scalar_text(value, json_text)] * n
 
 
-def copy_columns(conn: sa.Connection, table: sa.Table, columns: Sequence[str], texts: Sequence[list[str]]) -> None:
-    """COPY one chunk given as COPY-text columns (same length, in ``columns`` order), in one write."""
+def copy_body(texts: Sequence[list[str]]) -> bytes:
+    """COPY-text columns (same length) as the bytes of one COPY: rows of tab-separated values."""
     if not texts or not texts[0]:
+        return b""
+    return ("\n".join(map("\t".join, zip(*texts, strict=True))) + "\n").encode()
+
+
+def copy_data(conn: sa.Connection, table: sa.Table, columns: Sequence[str], data: bytes) -> None:
+    """COPY ``data`` (rows in COPY text form, ``columns`` in order) into ``table``, in one write."""
+    if not data:
         return
-    body = "\n".join(map("\t".join, zip(*texts, strict=True))) + "\n"
     cols = ", ".join(f'"{c}"' for c in columns)
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({cols}) FROM STDIN') as cp:
-        cp.write(body.encode())
+        cp.write(data)
+
+
+Job = tuple[sa.Table, Sequence[str], bytes]   # a COPY: table, columns, copy_body()
+
+
+class CopyPipe:
+    """Runs a chunk's COPY statements in a worker thread while the caller prepares the next chunk.
+
+    PostgreSQL spends most of a bulk load inside each COPY (indexes, triggers); the client's
+    work for the next chunk (COPY text, history JSON) needs no database, so it can run
+    meanwhile. The connection belongs to the worker from ``start`` until ``wait`` returns: the
+    caller runs no statement of its own in between. ``wait`` raises what the COPY raised.
+    """
+
+    def __init__(self, conn: sa.Connection):
+        self.conn = conn
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self, jobs: list[Job]) -> None:
+        self.wait()
+
+        def run() -> None:
+            try:
+                for table, columns, data in jobs:
+                    copy_data(self.conn, table, columns, data)
+            except BaseException as exc:   # raised by wait(), in the caller's thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="geoapi-copy", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import func
 
 from geoapi.storage.migrate import POST_UPGRADE
+from geoapi.storage.triggers import TRIGGERS, replace_triggers
 from layers.spec import LayerSpec
 from tiles.aggregate import CELL_BITS, CELL_UNITS, CELLS, aggregated_zooms
 from tiles.grid import MAX_LAT, TileId
@@ -34,13 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FORMULA = 1  # bump when cell_sql changes: every cell table is then rebuilt by the next upgrade
-# Statement-level, with transition tables (the change-notify triggers in tilesql use the same)
-TRIGGERS = (
-    ("ins", "AFTER INSERT", "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"),
-    ("upd", "AFTER UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"),
-    ("del", "AFTER DELETE", "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT"),
-    ("trunc", "AFTER TRUNCATE", "FOR EACH STATEMENT"),
-)
 KEY = ("level", "tx", "ty", "cx", "cy")
 
 
@@ -207,9 +201,7 @@ def install_tile_cells(conn: sa.Connection, store: Store) -> list[str]:
         conn.exec_driver_sql(_create_table_sql(layer))
         conn.exec_driver_sql(f"COMMENT ON TABLE {_ident(table_name(layer))} IS {_literal(signature(layer))}")
         conn.exec_driver_sql(_function_sql(layer))
-        for suffix, event, clause in TRIGGERS:
-            conn.exec_driver_sql(f"CREATE TRIGGER geoapi_cells_{suffix} {event} ON {_ident(table)} {clause} "
-                                 f"EXECUTE FUNCTION {_ident(function_name(layer))}()")
+        replace_triggers(conn, table, "geoapi_cells", f"{_ident(function_name(layer))}()")
         conn.exec_driver_sql(f"WITH {_delta_ctes(layer, [(_ident(table), 1)])} {_upsert(layer)}")
         conn.exec_driver_sql(f"ANALYZE {_ident(table_name(layer))}")
         n = conn.exec_driver_sql(f"SELECT count(*) FROM {_ident(table_name(layer))}").scalar()

@@ -25,8 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy import func
 
 from geoapi.storage import tilecells
+from geoapi.storage.engine import autocommit_reads
 from geoapi.storage.migrate import POST_UPGRADE
 from geoapi.storage.model import FeatureQuery
+from geoapi.storage.triggers import replace_triggers
 from layers.spec import FieldSpec, LayerSpec
 from tiles.aggregate import CELL_BITS, CELLS, aggregate_points, is_aggregated
 from tiles.filters import LayerFilter
@@ -57,31 +59,69 @@ def _conditions(store: Store, layer: LayerSpec, f: LayerFilter | None) -> list:
 
 # -- PostGIS ---------------------------------------------------------------------------------
 def _postgis_tile(store: Store, layers: list[LayerSpec], tile: TileId, filters: Mapping[str, LayerFilter]) -> bytes:
+    params: dict = {}
+    if any(filters.get(layer.id) or is_aggregated(layer, tile.z) for layer in layers):
+        stmt = _postgis_select(store, layers, tile, filters)
+    else:
+        # Unfiltered feature tiles share one statement per layer list, the tile's numbers bound
+        # as parameters: building it costs more than the query of a z16 tile.
+        key = (store.metadata, tuple(layer.id for layer in layers))
+        stmt = _TEMPLATES.get(key)
+        if stmt is None:
+            if len(_TEMPLATES) > 256:  # keyed by store: only closed stores make it grow
+                _TEMPLATES.clear()
+            stmt = _TEMPLATES[key] = _postgis_select(store, layers, None, filters)
+        params = _tile_params(tile)
+    with store.read() as conn:  # the engine turns parallel query off per session (engine.py)
+        autocommit_reads(conn)  # one statement: no BEGIN / ROLLBACK round trips
+        data = conn.execute(stmt, params).scalar()
+    return bytes(data or b"")
+
+
+_TEMPLATES: dict[tuple, sa.Select] = {}
+
+
+def _postgis_select(store: Store, layers: list[LayerSpec], tile: TileId | None,
+                    filters: Mapping[str, LayerFilter]) -> sa.Select:
     parts = [func.coalesce(_postgis_layer(store, layer, tile, filters.get(layer.id), i).scalar_subquery(),
                            sa.literal(b"", sa.LargeBinary))
              for i, layer in enumerate(layers)]
     expr = parts[0]
     for p in parts[1:]:
         expr = expr.op("||")(p)
-    with store.read() as conn:  # the engine turns parallel query off per session (engine.py)
-        data = conn.execute(sa.select(expr)).scalar()
-    return bytes(data or b"")
+    return sa.select(expr)
 
 
-def _index_envelope(tile: TileId, buffer: int):
+def _tile_params(tile: TileId) -> dict:
+    x0, y0, x1, y1 = lonlat_bounds(tile, BUFFER)
+    return {"tile_z": tile.z, "tile_x": tile.x, "tile_y": tile.y, "tile_x0": x0, "tile_y0": y0, "tile_x1": x1,
+            "tile_y1": y1}
+
+
+def _tile_envelope(tile: TileId | None):
+    """ST_TileEnvelope of ``tile``, or of the bound tile (``_tile_params``) when None."""
+    if tile is None:
+        return func.ST_TileEnvelope(*[sa.bindparam(f"tile_{n}", type_=sa.Integer) for n in "zxy"])
+    return func.ST_TileEnvelope(tile.z, tile.x, tile.y)
+
+
+def _index_envelope(tile: TileId | None, buffer: int):
+    if tile is None:  # the bound tile, with BUFFER
+        return func.ST_MakeEnvelope(*[sa.bindparam(f"tile_{n}", type_=sa.Float) for n in ("x0", "y0", "x1", "y1")], SRID)
     return func.ST_MakeEnvelope(*lonlat_bounds(tile, buffer), SRID)
 
 
-def _postgis_layer(store: Store, layer: LayerSpec, tile: TileId, f: LayerFilter | None, i: int) -> sa.Select:
+def _postgis_layer(store: Store, layer: LayerSpec, tile: TileId | None, f: LayerFilter | None, i: int) -> sa.Select:
+    """One layer's ST_AsMVT; ``tile=None``: an unaggregated layer at the tile bound later."""
     t = store.table(layer.id)
     mvt = func.ST_AsMVT(sa.literal_column(f"q{i}"), layer.id, EXTENT, "geom", "fid")
-    if is_aggregated(layer, tile.z):  # cell centres are inside the tile: never a NULL geom
+    if tile is not None and is_aggregated(layer, tile.z):  # cell centres are inside the tile: never a NULL geom
         if not f and tilecells.serves(store, layer, tile.z):
             cells = tilecells.cells_select(layer, tile)
         else:
             cells = _postgis_cells(t, layer, tile, _conditions(store, layer, f))
         return sa.select(mvt).select_from(cells.subquery(f"q{i}"))
-    env = func.ST_TileEnvelope(tile.z, tile.x, tile.y)
+    env = _tile_envelope(tile)
     conds = [t.c.geom.op("&&")(_index_envelope(tile, BUFFER)), *_conditions(store, layer, f)]
     geom = func.ST_AsMVTGeom(func.ST_Transform(t.c.geom, 3857), env, EXTENT, BUFFER, True)
     props = [_pg_property(t, layer.field(n)) for n in layer.tiles.properties if n != "id"]
@@ -243,9 +283,6 @@ BEGIN
 END $$;
 """
 
-_TRIGGERS = tilecells.TRIGGERS  # the same four statement-level triggers with transition tables
-
-
 def install_change_triggers(conn: sa.Connection, store: Store) -> list[str]:
     """Create (or replace) the change-notify triggers on every layer table (PostGIS only).
 
@@ -256,12 +293,7 @@ def install_change_triggers(conn: sa.Connection, store: Store) -> list[str]:
         return []
     conn.exec_driver_sql(_FUNCTIONS)
     for layer in store.registry:
-        table = store.table(layer.id).name
-        for suffix, event, clause in _TRIGGERS:
-            name = f"geoapi_notify_{suffix}"
-            conn.exec_driver_sql(f'DROP TRIGGER IF EXISTS {name} ON "{table}"')
-            conn.exec_driver_sql(f'CREATE TRIGGER {name} {event} ON "{table}" {clause} '
-                                 f"EXECUTE FUNCTION geoapi_notify_change('{layer.id}')")
+        replace_triggers(conn, store.table(layer.id).name, "geoapi_notify", f"geoapi_notify_change('{layer.id}')")
     return [f"change-notify triggers on {len(store.registry)} layer tables"]
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gc
 import itertools
 import operator
+import threading
 from collections import defaultdict
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +31,7 @@ from geoapi.storage.dialect import greatest
 from geoapi.storage.engine import dump_json
 from geoapi.storage.model import ChangeSet, Feature
 from geoapi.storage.spatial import in_bbox
+from geoapi.storage.sqlitebulk import spatial_index_after
 from layers import LayerSpec
 from layers.codes import check_code, code_prefix, format_code
 from layers.validate import conform_geometry, validate_properties
@@ -35,7 +39,33 @@ from layers.validate import conform_geometry, validate_properties
 if TYPE_CHECKING:
     from geoapi.storage.store import Store
 
-CHUNK = 20_000  # rows per COPY (PostGIS) or executemany (SpatiaLite): bounded memory, few round trips
+CHUNK = 25_000  # rows per COPY (PostGIS) or executemany (SpatiaLite): bounded memory, few statements
+
+
+_gc_lock = threading.Lock()
+_gc_users = 0
+_gc_saved: tuple[int, int, int] | None = None
+
+
+@contextmanager
+def fewer_gc_passes(first: int = 50_000):
+    """Fewer cyclic-GC passes while a bulk write runs. Its rows are dicts, tuples and lists with
+    no cycles (reference counting frees them), but each chunk keeps ~10^5 of them alive, and with
+    the default thresholds the collector kept scanning them: a third of an import's CPU. The
+    thresholds go back when the last bulk write of the process ends."""
+    global _gc_users, _gc_saved
+    with _gc_lock:
+        if _gc_users == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(first, _gc_saved[0]), max(20, _gc_saved[1]), max(100, _gc_saved[2]))
+        _gc_users += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0 and _gc_saved is not None:
+                gc.set_threshold(*_gc_saved)
 
 
 def batched(rows, n: int):
@@ -58,8 +88,21 @@ def jsonable(value: Any) -> Any:
 
 
 def snapshot(props: dict[str, Any], geom) -> dict[str, Any]:
-    """A feature as JSON for the history table."""
-    return {"properties": jsonable(props), "geometry": jsonable(mapping(geom)) if geom is not None else None}
+    """A feature as JSON for the history table. Empty (NULL) fields are left out: a survey row
+    fills a handful of a layer's ~45 fields, and :func:`expand_snapshot` puts them back on read."""
+    return {"properties": jsonable({k: v for k, v in props.items() if v is not None}),
+            "geometry": jsonable(mapping(geom)) if geom is not None else None}
+
+
+def expand_snapshot(layer: LayerSpec, snap: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored snapshot with every field of the layer, absent ones as None (the history API's
+    shape, whether the entry was written compact or, before, in full)."""
+    if not snap or not isinstance(snap.get("properties"), dict):
+        return snap
+    props = snap["properties"]
+    full = {f.name: props.get(f.name) for f in layer.all_fields}
+    full.update((k, v) for k, v in props.items() if k not in full)   # fields since removed from the layer
+    return {**snap, "properties": full}
 
 
 class Writer:
@@ -71,13 +114,18 @@ class Writer:
         self.now = dt.datetime.now(dt.UTC)
         self._changes: dict[tuple[str, str], ChangeSet] = {}
         self._districts: tuple[list[str], shapely.STRtree] | None = None   # for _fill_admin_codes
+        # PostGIS bulk writes: the COPY of chunk k runs in a worker while chunk k+1 is prepared
+        self._copies = pgcopy.CopyPipe(conn) if store.dialect == "postgis" else None
+        self._pending: tuple[LayerSpec, list[pgcopy.Job]] | None = None
+        self._copying: LayerSpec | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _change(self, layer_id: str, op: str) -> ChangeSet:
         key = (layer_id, op)
         if key not in self._changes:
-            self._changes[key] = ChangeSet(layer=layer_id, ids=[], old_geoms=[], new_geoms=[], op=op,
-                                           batch_id=self.batch_id)
+            tiles = self.store.layer(layer_id).tiles
+            self._changes[key] = ChangeSet(layer=layer_id, op=op, batch_id=self.batch_id,
+                                           zooms=range(tiles.minzoom, tiles.maxzoom + 1))
         return self._changes[key]
 
     def changes(self) -> list[ChangeSet]:
@@ -179,10 +227,10 @@ class Writer:
                                         [{"field": "obj_code", "message": "duplicate", "row": i}])
                 self._note_given_serial(code)
             else:
-                key = (props["admin_code"], props.get(subclass_field) if subclass_field else None)
+                key = (props.get("admin_code"), props.get(subclass_field) if subclass_field else None)
                 prefix = prefixes.get(key)
                 if prefix is None:
-                    prefix = prefixes[key] = code_prefix(layer, props["admin_code"], props)
+                    prefix = prefixes[key] = code_prefix(layer, key[0], props)
                 missing[prefix].append(props)
         if problems:
             raise ValidationFailedError("invalid 部件标识码", problems)
@@ -245,9 +293,7 @@ class Writer:
         except sa.exc.IntegrityError as exc:
             raise ConflictError(f"{layer.title}: the database refused the feature ({exc.orig})") from exc
         self._history([self._history_row(layer_id, fid, 1, "insert", None, snapshot(props, geom))])
-        ch = self._change(layer_id, "insert")
-        ch.ids.append(fid)
-        ch.new_geoms.append(geom)
+        self._change(layer_id, "insert").record([fid], new=[geom])
         return self.store.get(layer_id, fid, conn=self.conn)
 
     def _update(self, layer: LayerSpec, current: Feature, props: dict, geom) -> Feature:
@@ -280,9 +326,7 @@ class Writer:
         self._history([self._history_row(layer.id, current.id, version, "update",
                                          snapshot(current.props, current.geometry), snapshot(new_props, geom))])
         ch = self._change(layer.id, "update")
-        ch.ids.append(current.id)
-        ch.old_geoms.append(current.geometry)
-        ch.new_geoms.append(geom)
+        ch.record([current.id], old=[current.geometry], new=[geom])
         ch.status_changed = ch.status_changed or new_props.get("status") != current.props.get("status")
         return self.store.get(layer.id, current.id, conn=self.conn)
 
@@ -308,9 +352,7 @@ class Writer:
         self.conn.execute(t.delete().where(t.c.id == fid))
         self._history([self._history_row(layer_id, fid, current.version + 1, "delete",
                                          snapshot(current.props, current.geometry), None)])
-        ch = self._change(layer_id, "delete")
-        ch.ids.append(fid)
-        ch.old_geoms.append(current.geometry)
+        self._change(layer_id, "delete").record([fid], old=[current.geometry])
         return current
 
     def reinsert(self, layer_id: str, fid: int, props: dict, geom, *, meta: dict | None = None) -> Feature:
@@ -335,25 +377,28 @@ class Writer:
             raise ConflictError(f"{layer.title}: cannot restore feature {fid}: its id or code is taken "
                                 f"({exc.orig})") from exc
         self._history([self._history_row(layer_id, fid, version, "insert", None, snapshot(props, geom))])
-        ch = self._change(layer_id, "insert")
-        ch.ids.append(fid)
-        ch.new_geoms.append(geom)
+        self._change(layer_id, "insert").record([fid], new=[geom])
         return self.store.get(layer_id, fid, conn=self.conn)
 
     # -- many features -----------------------------------------------------------------------
     def write_many(self, layer_id: str, rows, *, mode: str = "append", src_file: str | None = None,
-                   src_crs: str | None = None, extras: list[dict | None] | None = None,
-                   validated: bool = False) -> dict[str, int]:
-        """Write ``(props, geom)`` rows in chunks, streaming (``rows`` may be a generator).
+                   src_crs: str | None = None, validated: bool = False) -> dict[str, int]:
+        """Write ``(props, geom)`` or ``(props, geom, extra)`` rows in chunks, streaming (``rows``
+        may be a generator; nothing is kept past its chunk).
 
         ``validated=True`` skips the per-row checks (the importers and the demo check rows
-        themselves, and report per row). ``extras[i]``, read after row ``i`` is taken from
-        ``rows``, goes to the ``extra`` column. ``append`` inserts all; ``upsert`` updates rows
-        whose code (the layer's code_field, else obj_code) exists and inserts the rest;
-        ``replace`` deletes the layer's rows first. Returns {"inserted", "updated", "deleted"}.
+        themselves, and report per row). ``extra`` (a dict or None) goes to the ``extra``
+        column. ``append`` inserts all; ``upsert`` updates rows whose code (the layer's
+        code_field, else obj_code) exists and inserts the rest; ``replace`` deletes the layer's
+        rows first. Returns {"inserted", "updated", "deleted"}.
         """
         if mode not in ("append", "upsert", "replace"):
             raise ValueError(f"mode must be append, upsert or replace, not {mode!r}")
+        with fewer_gc_passes():
+            return self._write_many(layer_id, rows, mode, src_file, src_crs, validated)
+
+    def _write_many(self, layer_id: str, rows, mode: str, src_file: str | None, src_crs: str | None,
+                    validated: bool) -> dict[str, int]:
         layer = self.store.layer(layer_id)
         counts = {"inserted": 0, "updated": 0, "deleted": 0}
         if mode == "replace":
@@ -361,23 +406,42 @@ class Writer:
         key = layer.code_field or ("obj_code" if layer.identifier else None)
         size = CHUNK
         start = 0
-        for chunk in batched(rows, size):
-            chunk_extras = [extras[start + i] if extras is not None and start + i < len(extras) else None
-                            for i in range(len(chunk))]
-            if not validated:
-                chunk = self._prepare_rows(layer, chunk, offset=start)
-            start += len(chunk)
-            existing = self._existing_by_code(layer, key, chunk) if mode == "upsert" and key else {}
-            to_insert = []
-            for (props, geom), extra in zip(chunk, chunk_extras, strict=True):
-                current = existing.get(props.get(key)) if key else None
-                if current is not None:
-                    self._update(layer, current, props, geom)
-                    counts["updated"] += 1
-                else:
-                    to_insert.append((props, geom, extra))
-            if to_insert:
-                counts["inserted"] += self._insert_chunk(layer, to_insert, src_file, src_crs)
+        try:
+            for chunk in batched(rows, size):
+                counts_chunk = self._write_chunk(layer, chunk, start, key, mode, src_file, src_crs, validated)
+                start += counts_chunk.pop("rows")
+                for k, v in counts_chunk.items():
+                    counts[k] += v
+            self._flush_copies()
+        finally:
+            if self._copies is not None:   # an error: let a COPY in flight end before the rollback
+                self._pending = None
+                try:
+                    self._copies.wait()
+                except Exception:
+                    pass
+        return counts
+
+    def _write_chunk(self, layer: LayerSpec, chunk: list, start: int, key: str | None, mode: str,
+                     src_file: str | None, src_crs: str | None, validated: bool) -> dict[str, int]:
+        counts = {"rows": len(chunk), "inserted": 0, "updated": 0}
+        chunk_extras = [r[2] if len(r) > 2 else None for r in chunk]
+        chunk = [(r[0], r[1]) for r in chunk]
+        if not validated:
+            chunk = self._prepare_rows(layer, chunk, offset=start)
+        if mode == "upsert":
+            self._flush_copies()   # the lookup must see the rows of earlier chunks
+        existing = self._existing_by_code(layer, key, chunk) if mode == "upsert" and key else {}
+        to_insert = []
+        for (props, geom), extra in zip(chunk, chunk_extras, strict=True):
+            current = existing.get(props.get(key)) if key else None
+            if current is not None:
+                self._update(layer, current, props, geom)
+                counts["updated"] += 1
+            else:
+                to_insert.append((props, geom, extra))
+        if to_insert:
+            counts["inserted"] += self._insert_chunk(layer, to_insert, src_file, src_crs)
         return counts
 
     def _existing_by_code(self, layer: LayerSpec, key: str, chunk: list) -> dict[str, Feature]:
@@ -401,15 +465,19 @@ class Writer:
         return out
 
     def _delete_all(self, layer_id: str) -> int:
+        """Delete every row of the layer, each with its history entry; read a chunk at a time."""
         t = self.store.table(layer_id)
-        old = self.store.rows_to_features(layer_id, self.conn.execute(sa.select(*self.store.select_columns(layer_id))))
-        self.conn.execute(t.delete())
-        self._history([self._history_row(layer_id, f.id, f.version + 1, "delete",
-                                         snapshot(f.props, f.geometry), None) for f in old])
         ch = self._change(layer_id, "delete")
-        ch.ids += [f.id for f in old]
-        ch.old_geoms += [f.geometry for f in old]
-        return len(old)
+        stmt = sa.select(*self.store.select_columns(layer_id)).order_by(t.c.id).limit(CHUNK)
+        n, last = 0, None
+        while old := self.store.rows_to_features(
+                layer_id, self.conn.execute(stmt if last is None else stmt.where(t.c.id > last))):
+            self._history([self._history_row(layer_id, f.id, f.version + 1, "delete",
+                                             snapshot(f.props, f.geometry), None) for f in old])
+            ch.record([f.id for f in old], old=[f.geometry for f in old])
+            n, last = n + len(old), old[-1].id
+        self.conn.execute(t.delete())
+        return n
 
     def _insert_chunk(self, layer: LayerSpec, chunk: list[tuple[dict, Any, dict | None]],
                       src_file: str | None, src_crs: str | None) -> int:
@@ -417,14 +485,39 @@ class Writer:
         self._fill_admin_codes(layer, items)
         self._enrich_many(layer, items)
         self.assign_codes(layer, items)
-        if self.store.dialect == "postgis":
-            ids = self._copy_chunk(layer, chunk, src_file, src_crs)
+        if self._copies is not None:
+            ids = pgcopy.reserve_ids(self.conn, self.store.table(layer.id), len(chunk))
+            # The previous chunk's COPY runs while this one's text is built; the statements above
+            # came first, as they need the connection.
+            self._start_pending()
+            self._pending = (layer, self._copy_jobs(layer, chunk, ids, src_file, src_crs))
         else:
             ids = self._insert_values(layer, chunk, src_file, src_crs)
-        ch = self._change(layer.id, "insert")
-        ch.ids += ids
-        ch.new_geoms += [g for _, g, _ in chunk]
+        self._change(layer.id, "insert").record(ids, new=[g for _, g, _ in chunk])
+        if self._copies is not None:
+            self._wait_copies()   # the caller may use the connection again
         return len(ids)
+
+    def _start_pending(self) -> None:
+        if self._pending is not None:
+            self._copies.start(self._pending[1])
+            self._copying = self._pending[0]
+            self._pending = None
+
+    def _wait_copies(self) -> None:
+        try:
+            self._copies.wait()
+        except Exception as exc:  # psycopg raises its own errors from COPY; say which row class failed
+            if getattr(exc, "sqlstate", None) and exc.sqlstate.startswith("23"):
+                title = self._copying.title if self._copying else "layer"
+                raise ConflictError(f"{title}: the database refused the batch ({exc})") from exc
+            raise
+
+    def _flush_copies(self) -> None:
+        """COPY what is prepared and wait for it: the connection is the caller's again."""
+        if self._copies is not None:
+            self._start_pending()
+            self._wait_copies()
 
     def _enrich_many(self, layer: LayerSpec, items: list[tuple[dict, Any]]) -> None:
         """Enrichers that offer ``many(conn, layer, items)`` run once per chunk, the rest per row."""
@@ -436,67 +529,76 @@ class Writer:
                 for props, geom in items:
                     enricher(self.conn, layer, props, geom)
 
-    def _row_columns(self, layer: LayerSpec, chunk: list, src_file: str | None,
-                     src_crs: str | None) -> dict[str, list[Any]]:
-        """The chunk column by column (field and system columns, not id or geom).
+    def _field_columns(self, layer: LayerSpec, chunk: list) -> dict[str, list[Any]]:
+        """The chunk's field values column by column.
 
-        Columns NULL in every row of the chunk are left out of the statement: they are stored as
-        NULL all the same (no field column has a server default), and most of a layer's fields
-        are empty in a survey delivery.
+        Columns NULL in every row of the chunk are left out (of the statement and of the history
+        snapshot): they are stored as NULL all the same (no field column has a server default),
+        and most of a layer's fields are empty in a survey delivery.
         """
         props = [p for p, _, _ in chunk]
         n = len(chunk)
-        names = [f.name for f in layer.all_fields]
-        try:   # the importer hands over every field in each row: one C-level transpose
-            values = zip(*map(operator.itemgetter(*names), props), strict=True) if len(names) > 1 else None
-            cols = dict(zip(names, map(list, values), strict=True)) if values is not None else None
-        except KeyError:
-            cols = None
-        if cols is None:
-            cols = {name: [p.get(name) for p in props] for name in names}
+        keys = props[0].keys()
+        if all(p.keys() == keys for p in props):
+            # the importer gives every row of a batch the same fields: one C-level transpose
+            names = [f.name for f in layer.all_fields if f.name in keys]
+            if len(names) > 1:
+                cols = dict(zip(names, map(list, zip(*map(operator.itemgetter(*names), props), strict=True)),
+                                strict=True))
+            else:
+                cols = {name: [p[name] for p in props] for name in names}
+        else:
+            cols = {f.name: [p.get(f.name) for p in props] for f in layer.all_fields}
         t = self.store.table(layer.id)
-        cols = {name: v for name, v in cols.items() if v.count(None) < n or t.c[name].server_default is not None}
-        extra = [e for _, _, e in chunk]
-        cols.update(version=[1] * n, created_at=[self.now] * n, created_by=[self.actor] * n,
+        return {name: v for name, v in cols.items() if v.count(None) < n or t.c[name].server_default is not None}
+
+    def _system_columns(self, chunk: list, src_file: str | None, src_crs: str | None) -> dict[str, list[Any]]:
+        n = len(chunk)
+        cols = dict(version=[1] * n, created_at=[self.now] * n, created_by=[self.actor] * n,
                     updated_at=[self.now] * n, updated_by=[self.actor] * n, batch_id=[self.batch_id] * n,
                     src_file=[src_file] * n, src_crs=[src_crs] * n)
+        extra = [e for _, _, e in chunk]
         if extra.count(None) < n:
             cols["extra"] = extra
         return cols
 
-    def _history_after(self, chunk: list) -> list[str]:
-        """snapshot(props, geom) as JSON text for each row of the chunk (orjson, points without mapping())."""
-        return [orjson.dumps({"properties": p, "geometry": g}, default=_json_default,
-                             option=orjson.OPT_SERIALIZE_NUMPY).decode()
-                for (p, _, _), g in zip(chunk, geojson_geometries([g for _, g, _ in chunk]), strict=True)]
+    @staticmethod
+    def _history_after(fields: dict[str, list[Any]], geoms: list) -> list[str]:
+        """snapshot(props, geom) as JSON text per row, from the chunk's field columns (orjson,
+        points without mapping()); like snapshot(), fields that are None are left out."""
+        names = list(fields)
+        rows = zip(*fields.values(), strict=True) if names else ((),) * len(geoms)
+        if any(None in v for v in fields.values()):
+            props = ({k: v for k, v in zip(names, row, strict=True) if v is not None} for row in rows)
+        else:
+            props = (dict(zip(names, row, strict=True)) for row in rows)
+        dumps, opt = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
+        return [dumps({"properties": p, "geometry": g}, default=_json_default, option=opt).decode()
+                for p, g in zip(props, geojson_geometries(geoms), strict=True)]
 
-    def _copy_chunk(self, layer: LayerSpec, chunk: list, src_file: str | None, src_crs: str | None) -> list[int]:
-        """PostGIS: rows and their history entries by COPY (see geoapi.storage.pgcopy)."""
+    def _copy_jobs(self, layer: LayerSpec, chunk: list, ids: list[int], src_file: str | None,
+                   src_crs: str | None) -> list[pgcopy.Job]:
+        """PostGIS: the chunk's rows and their history entries as COPY text (geoapi.storage.pgcopy)."""
         t = self.store.table(layer.id)
         n = len(chunk)
         json_cols = {f.name for f in layer.all_fields if f.type in ("json", "enum_list")} | {"extra"}
-        ids = pgcopy.reserve_ids(self.conn, t, n)
-        geoms = shapely.set_srid(np.array([g for _, g, _ in chunk], dtype=object), schema.SRID)
+        plain = [g for _, g, _ in chunk]
+        geoms = shapely.set_srid(np.array(plain, dtype=object), schema.SRID)
         ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True, flavor="extended").tolist()
-        cols = self._row_columns(layer, chunk, src_file, src_crs)
-        texts = [[str(i) for i in ids]]
+        fields = self._field_columns(layer, chunk)
+        cols = {**fields, **self._system_columns(chunk, src_file, src_crs)}
+        ids_text = [str(i) for i in ids]
+        texts = [ids_text]
         texts += [pgcopy.text_column(values, dump_json, as_json=name in json_cols) for name, values in cols.items()]
         texts.append(ewkb)
-        try:
-            pgcopy.copy_columns(self.conn, t, ["id", *cols, "geom"], texts)
-        except Exception as exc:  # psycopg raises its own errors from COPY; say which row class failed
-            if getattr(exc, "sqlstate", "").startswith("23"):
-                raise ConflictError(f"{layer.title}: the database refused the batch ({exc})") from exc
-            raise
-        ids_text = texts[0]
-        del texts   # the row text can go before the history text is built
+        rows = pgcopy.copy_body(texts)   # bytes: a fraction of the memory of the str columns
+        del texts, ewkb
         const = [pgcopy.constant_column(v, n, dump_json) for v in (layer.id, 1, "insert", self.actor, self.now,
                                                                       self.batch_id, None)]
-        after = pgcopy.escape_strings(self._history_after(chunk))
-        pgcopy.copy_columns(self.conn, schema.history, ["layer", "feature_id", "version", "op", "actor", "at",
-                                                        "batch_id", "before", "after"],
-                            [const[0], ids_text, *const[1:], after])
-        return ids
+        after = pgcopy.escape_strings(self._history_after(fields, plain))
+        return [(t, ["id", *cols, "geom"], rows),
+                (schema.history, ["layer", "feature_id", "version", "op", "actor", "at", "batch_id", "before",
+                                  "after"], pgcopy.copy_body([const[0], ids_text, *const[1:], after]))]
 
     def _insert_values(self, layer: LayerSpec, chunk: list, src_file: str | None, src_crs: str | None) -> list[int]:
         """SpatiaLite: one prepared INSERT run by the driver's executemany, ids given explicitly.
@@ -512,10 +614,15 @@ class Writer:
         top = self.conn.execute(sa.select(func.max(t.c.id))).scalar()
         first = max(seq or 0, top or 0) + 1
         ids = list(range(first, first + len(chunk)))
-        cols = self._row_columns(layer, chunk, src_file, src_crs)
+        fields = self._field_columns(layer, chunk)
+        cols = {**fields, **self._system_columns(chunk, src_file, src_crs)}
         for name, values in cols.items():
             process = t.c[name].type._cached_bind_processor(dialect)
-            if process is not None:
+            if process is None:
+                continue
+            if values.count(values[0]) == len(values):   # system columns: one value for the chunk
+                cols[name] = [process(values[0])] * len(values)
+            else:
                 cols[name] = [process(v) for v in values]
         wkb = shapely.to_wkb(np.array([g for _, g, _ in chunk], dtype=object), flavor="iso").tolist()
         names = ", ".join(f'"{c}"' for c in ["id", *cols, "geom"])
@@ -523,7 +630,8 @@ class Writer:
         sql = f'INSERT INTO "{t.name}" ({names}) VALUES ({marks}, ST_GeomFromWKB(?, {schema.SRID}))'
         cur = self.conn.connection.driver_connection.cursor()
         try:
-            cur.executemany(sql, zip(ids, *cols.values(), wkb, strict=True))
+            with spatial_index_after(cur, t.name, ids[0], ids[-1]):
+                cur.executemany(sql, zip(ids, *cols.values(), wkb, strict=True))
         except Exception as exc:
             if "constraint" in str(exc).lower():
                 raise ConflictError(f"{layer.title}: the database refused the batch ({exc})") from exc
@@ -538,7 +646,8 @@ class Writer:
             cur.executemany('INSERT INTO "history" (layer, feature_id, version, op, actor, at, batch_id, "before", '
                             '"after") VALUES (?, ?, 1, \'insert\', ?, ?, ?, NULL, ?)',
                             ((layer.id, fid, self.actor, stamp, self.batch_id, after)
-                             for fid, after in zip(ids, self._history_after(chunk), strict=True)))
+                             for fid, after in zip(ids, self._history_after(fields, [g for _, g, _ in chunk]),
+                                                   strict=True)))
         finally:
             cur.close()
         return ids

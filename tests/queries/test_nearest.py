@@ -142,8 +142,7 @@ def ring(lon: float, lat: float, radius_m: float, n: int, jitter_m: float, seed:
 USES_RING = ["雨水", "污水"]
 
 
-@pytest.mark.parametrize(("k", "params"), [(5, {}), (1, {}), (7, {"well_use": "污水"}), (5, {"max_distance_m": 2000})])
-def test_ring_of_near_equal_distances_is_ranked_on_the_ellipsoid(client, store, k, params):
+def assert_ring_ranked_on_the_ellipsoid(client, store, k: int, params: dict) -> None:
     lon, lat = 113.24, 35.22
     rows = ring(lon, lat, 2000.0, 80, 4.0, seed=k)
     store.bulk_write("manholes", rows, actor="test")
@@ -154,6 +153,11 @@ def test_ring_of_near_equal_distances_is_ranked_on_the_ellipsoid(client, store, 
     r = client.get("/nearest", params={"layer": "manholes", "lon": lon, "lat": lat, "k": k, **params})
     assert r.status_code == 200, r.text
     assert [f["properties"]["cover_no"] for f in r.json()["features"]] == want
+
+
+@pytest.mark.parametrize(("k", "params"), [(5, {}), (1, {}), (7, {"well_use": "污水"}), (5, {"max_distance_m": 2000})])
+def test_ring_of_near_equal_distances_is_ranked_on_the_ellipsoid(client, store, k, params):
+    assert_ring_ranked_on_the_ellipsoid(client, store, k, params)
 
 
 @pytest.mark.postgis
@@ -170,3 +174,61 @@ def test_postgis_point_layers_have_an_idempotent_geography_index(backend, store)
     assert "ix_road_segments_geog" not in names  # lines: geography would read edges as great circles
     assert "ix_manholes_geog" in plan
     assert not [line for line in store.upgrade() if "geog" in line]  # second run creates nothing
+
+
+def _postgis_only(backend: str) -> None:
+    if backend != "postgis":
+        pytest.skip("the geography KNN path is PostGIS only")
+
+
+@pytest.mark.postgis
+def test_postgis_nearest_is_one_statement_outside_a_transaction(backend, client, store, manholes):
+    """The common case is one round trip: one statement (the reach scan with every column)
+    and no BEGIN/ROLLBACK around it."""
+    _postgis_only(backend)
+    import psycopg
+    from sqlalchemy import event
+
+    seen = []
+
+    def after(conn, cursor, statement, params, context, executemany):
+        seen.append((statement.split()[0], conn.connection.dbapi_connection.info.transaction_status))
+
+    event.listen(store.engine, "after_cursor_execute", after)
+    try:
+        r = client.get("/nearest", params={"layer": "manholes", "lon": 113.24, "lat": 35.22, "k": 5})
+    finally:
+        event.remove(store.engine, "after_cursor_execute", after)
+    assert r.status_code == 200 and len(r.json()["features"]) == 5
+    assert seen == [("SELECT", psycopg.pq.TransactionStatus.IDLE)]
+
+
+@pytest.mark.postgis
+@pytest.mark.parametrize(("k", "params"), [(5, {}), (12, {"well_use": "污水"}), (5, {"max_distance_m": 2003})])
+def test_postgis_scan_past_its_limit_grows_and_stays_exact(backend, client, store, monkeypatch, k, params):
+    """A ring of near-equal distances holds more rows within the reach than the first LIMIT:
+    the scan is repeated with longer LIMITs and the answer is still the true one."""
+    _postgis_only(backend)
+    from geoapi.services import nearest as service
+
+    monkeypatch.setattr(service, "FIRST_CAP", 1)
+    monkeypatch.setattr(service, "CANDIDATE_FACTOR", 1)  # first LIMIT = k
+    assert_ring_ranked_on_the_ellipsoid(client, store, k, params)
+
+
+@pytest.mark.parametrize(("lat", "params"), [(37.5, {}), (35.30, {"max_distance_m": 3950}), (35.30, {"k": 300})])
+def test_far_points_and_short_lists_are_exact(client, manholes, lat, params):
+    """Beyond the reach band (the nearest cover ~250 km away), fewer than k inside
+    max_distance_m, and k past the whole layer: each still the true list."""
+    lon = 113.24
+    k = params.get("k", 6)
+    want, dist = brute_force(manholes, lon, lat, k)
+    if "max_distance_m" in params:
+        want = [c for c, d in zip(want, dist, strict=True) if d <= params["max_distance_m"]]
+        assert 0 < len(want) < k  # the case under test: some, not k, inside the limit
+    r = client.get("/nearest", params={"layer": "manholes", "lon": lon, "lat": lat, "k": k,
+                                       **{p: v for p, v in params.items() if p != "k"}})
+    assert r.status_code == 200, r.text
+    got = r.json()["features"]
+    assert [f["properties"]["cover_no"] for f in got] == want
+    assert np.allclose([f["properties"]["distance_m"] for f in got], dist[: len(got)], atol=0.02)

@@ -1,0 +1,114 @@
+"""Bulk writes: compact history, bounded change sets, the pipelined COPY and SpatiaLite's
+set-based spatial index, on both backends."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from shapely.geometry import Point
+
+from geoapi.errors import ConflictError
+from geoapi.storage import FeatureQuery, model, schema, writer
+from geoapi.storage.model import ChangeSet, IdSet
+from tiles.grid import tiles_touching
+
+
+def points(n: int, seed: int = 1, **props) -> list:
+    rng = np.random.default_rng(seed)
+    xy = np.column_stack([113.24 + rng.uniform(-0.02, 0.02, n), 35.22 + rng.uniform(-0.02, 0.02, n)])
+    return [({"well_use": "雨水", "cover_no": f"P{seed}-{i}", **props}, Point(x, y)) for i, (x, y) in enumerate(xy)]
+
+
+def test_id_sets_keep_runs_and_read_like_lists():
+    ids = IdSet([5, 6, 7])
+    ids.extend(range(8, 5000))
+    ids.extend([1, 3, 2, 10_000])
+    assert ids.runs() == [(1, 4), (5, 5000), (10_000, 10_001)]
+    assert len(ids) == 3 + 4995 + 1 and ids[:4] == [1, 2, 3, 5] and ids[3] == 5 and ids[-1] == 10_000
+    assert 4999 in ids and 4 not in ids and 10_001 not in ids
+    assert IdSet([2, 1]) == [1, 2] and list(IdSet()) == []
+
+
+def test_a_change_set_folds_its_geometries_beyond_the_limit(monkeypatch):
+    monkeypatch.setattr(model, "KEEP_GEOMS", 10)
+    geoms = [g for _, g in points(25)]
+    ch = ChangeSet(layer="manholes", op="insert", zooms=range(10, 17))
+    ch.record([1], new=geoms[:1])
+    assert ch.footprint is None and len(ch.new_geoms) == 1
+    ch.record(range(2, 26), new=geoms[1:])
+    assert ch.new_geoms == [] and ch.footprint.count == 25
+    tiles, whole = tiles_touching(np.array(geoms), range(10, 17))
+    assert set(ch.footprint.tiles()) == tiles and ch.footprint.whole == whole
+
+
+def test_history_snapshots_are_stored_compact_and_read_in_full(store):
+    store.bulk_write("manholes", points(3), actor="t")
+    store.bulk_write("manholes", [({"well_use": "污水", "well_depth_m": 2.5}, Point(113.25, 35.23))], actor="t",
+                     mode="append")
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(schema.history.c.feature_id, schema.history.c.after)).all()
+    for fid, after in rows:
+        after = json.loads(after) if isinstance(after, str) else after
+        assert None not in after["properties"].values()      # NULL fields are not written
+        (entry,) = store.history("manholes", fid)
+        layer = store.layer("manholes")
+        assert set(entry.after["properties"]) >= {f.name for f in layer.all_fields}   # all back on read
+        assert entry.after["properties"] == {**{f.name: None for f in layer.all_fields}, **after["properties"]}
+    f = store.query("manholes", FeatureQuery(filters={"well_use": ["污水"]})).features[0]
+    store.patch("manholes", f.id, {"well_depth_m": None}, actor="t")
+    update = store.history("manholes", f.id)[-1]
+    assert update.before["properties"]["well_depth_m"] == 2.5 and update.after["properties"]["well_depth_m"] is None
+
+
+def test_a_failing_chunk_rolls_back_the_chunks_before_it(store, monkeypatch):
+    """The COPY of one chunk runs while the next is prepared; an error in either still undoes all."""
+    monkeypatch.setattr(writer, "CHUNK", 7)
+    code = "4108000102000007"
+    rows = points(20) + [({"well_use": "污水", "obj_code": code}, Point(113.24, 35.22))] * 2
+    with pytest.raises(ConflictError):
+        store.bulk_write("manholes", rows, actor="t")
+    assert store.count("manholes") == 0
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM history")).scalar() == 0
+    counts = store.bulk_write("manholes", points(20, seed=2), actor="t")
+    assert counts["inserted"] == 20 == store.count("manholes")
+
+
+def test_replace_reads_and_deletes_the_old_rows_a_chunk_at_a_time(store, monkeypatch):
+    monkeypatch.setattr(writer, "CHUNK", 4)
+    monkeypatch.setattr(model, "KEEP_GEOMS", 5)
+    store.bulk_write("manholes", points(10), actor="t")
+    heard = []
+    store.subscribe(heard.append)
+    counts = store.bulk_write("manholes", points(3, seed=9), actor="t", mode="replace")
+    assert counts == {"inserted": 3, "updated": 0, "deleted": 10}
+    deleted = next(c for c in heard if c.op == "delete")
+    assert len(deleted.ids) == 10 and deleted.footprint is not None
+    assert deleted.footprint.count + len(deleted.old_geoms) == 10 and len(deleted.old_geoms) <= 5
+    with store.engine.connect() as conn:
+        ops = conn.execute(sa.text("SELECT op, count(*) FROM history GROUP BY op ORDER BY op")).all()
+    assert [tuple(r) for r in ops] == [("delete", 10), ("insert", 13)]
+
+
+def test_spatialite_bulk_insert_fills_the_spatial_index_and_keeps_its_triggers(store, backend, monkeypatch):
+    if backend != "spatialite":
+        pytest.skip("SpatiaLite's R*Tree")
+    monkeypatch.setattr(writer, "CHUNK", 50)
+    rows = points(120)
+    store.bulk_write("manholes", rows, actor="t")
+    single = store.create("manholes", {"well_use": "雨水"}, Point(113.2401, 35.2201), actor="t")   # by the trigger
+    with store.engine.connect() as conn:
+        triggers = {r[0] for r in conn.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'manholes'"))}
+        indexed = conn.execute(sa.text("SELECT count(*) FROM idx_manholes_geom")).scalar()
+        hits = {r[0] for r in conn.execute(sa.text(
+            "SELECT id FROM manholes WHERE id IN (SELECT rowid FROM SpatialIndex WHERE f_table_name = 'manholes' "
+            "AND search_frame = BuildMbr(113.22, 35.20, 113.24, 35.22, 4490))"))}
+    assert {"gii_manholes_geom", "tmi_manholes_geom", "ggi_manholes_geom"} <= triggers
+    assert indexed == 121
+    inside = {f.id for f in store.query("manholes", FeatureQuery(bbox=(113.22, 35.20, 113.24, 35.22),
+                                                                 limit=1000)).features}
+    assert inside and hits == inside and single.id not in hits
