@@ -98,45 +98,65 @@ def copy_body(texts: Sequence[list[str]]) -> bytes:
     return ("\n".join(map("\t".join, zip(*texts, strict=True))) + "\n").encode()
 
 
-def copy_data(conn: sa.Connection, table: sa.Table, columns: Sequence[str], data: bytes) -> None:
-    """COPY ``data`` (rows in COPY text form, ``columns`` in order) into ``table``, in one write."""
-    if not data:
+def copy_data(conn: sa.Connection, table: sa.Table, columns: Sequence[str], parts: Sequence[bytes]) -> None:
+    """One COPY of ``parts`` (rows in COPY text form, ``columns`` in order, e.g. copy_body()) into
+    ``table``: one statement however many chunks, so statement-level triggers run once."""
+    if not any(parts):
         return
     cols = ", ".join(f'"{c}"' for c in columns)
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({cols}) FROM STDIN') as cp:
-        cp.write(data)
+        for data in parts:
+            cp.write(data)
 
 
 Job = tuple[sa.Table, Sequence[str], bytes]   # a COPY: table, columns, copy_body()
 
 
 class CopyPipe:
-    """Runs a chunk's COPY statements in a worker thread while the caller prepares the next chunk.
+    """Bulk rows collected into large COPY statements, run in a worker thread while the caller
+    prepares the next chunk.
 
-    PostgreSQL spends most of a bulk load inside each COPY (indexes, triggers); the client's
-    work for the next chunk (COPY text, history JSON) needs no database, so it can run
-    meanwhile. The connection belongs to the worker from ``start`` until ``wait`` returns: the
-    caller runs no statement of its own in between. ``wait`` raises what the COPY raised.
+    ``add`` queues a chunk's COPY data; chunks bound for the same table and columns join one
+    statement (statement-level triggers — the tile cell counts above all — cost far less per
+    row on 100,000 rows than on 25,000). ``start`` runs what is queued in a worker: PostgreSQL
+    spends most of a bulk load inside the COPY (indexes, triggers), and the client's work for
+    the next chunk (COPY text, history JSON) needs no database. The connection belongs to the
+    worker from ``start`` until ``wait`` returns, which raises what the COPY raised.
     """
 
     def __init__(self, conn: sa.Connection):
         self.conn = conn
+        self.queued_rows = 0
+        self._queued: dict[tuple[str, tuple[str, ...]], tuple[sa.Table, Sequence[str], list[bytes]]] = {}
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def start(self, jobs: list[Job]) -> None:
+    def add(self, jobs: list[Job], rows: int) -> None:
+        for table, columns, data in jobs:
+            self._queued.setdefault((table.name, tuple(columns)), (table, columns, []))[2].append(data)
+        self.queued_rows += rows
+
+    def start(self) -> None:
+        """Run the queued COPY statements in the worker (after the previous ones have ended)."""
         self.wait()
+        jobs, self._queued, self.queued_rows = list(self._queued.values()), {}, 0
+        if not jobs:
+            return
 
         def run() -> None:
             try:
-                for table, columns, data in jobs:
-                    copy_data(self.conn, table, columns, data)
+                for table, columns, parts in jobs:
+                    copy_data(self.conn, table, columns, parts)
             except BaseException as exc:   # raised by wait(), in the caller's thread
                 self._error = exc
 
         self._thread = threading.Thread(target=run, name="geoapi-copy", daemon=True)
         self._thread.start()
+
+    def drop(self) -> None:
+        """Forget what is queued (the transaction is being abandoned)."""
+        self._queued, self.queued_rows = {}, 0
 
     def wait(self) -> None:
         if self._thread is not None:

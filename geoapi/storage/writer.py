@@ -39,7 +39,8 @@ from layers.validate import conform_geometry, validate_properties
 if TYPE_CHECKING:
     from geoapi.storage.store import Store
 
-CHUNK = 25_000  # rows per COPY (PostGIS) or executemany (SpatiaLite): bounded memory, few statements
+CHUNK = 25_000       # rows prepared at a time (COPY text, SpatiaLite executemany): bounds memory
+COPY_ROWS = 100_000  # PostGIS: chunks joined into one COPY statement of at least this many rows
 
 
 _gc_lock = threading.Lock()
@@ -116,7 +117,6 @@ class Writer:
         self._districts: tuple[list[str], shapely.STRtree] | None = None   # for _fill_admin_codes
         # PostGIS bulk writes: the COPY of chunk k runs in a worker while chunk k+1 is prepared
         self._copies = pgcopy.CopyPipe(conn) if store.dialect == "postgis" else None
-        self._pending: tuple[LayerSpec, list[pgcopy.Job]] | None = None
         self._copying: LayerSpec | None = None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -415,7 +415,7 @@ class Writer:
             self._flush_copies()
         finally:
             if self._copies is not None:   # an error: let a COPY in flight end before the rollback
-                self._pending = None
+                self._copies.drop()
                 try:
                     self._copies.wait()
                 except Exception:
@@ -487,22 +487,18 @@ class Writer:
         self.assign_codes(layer, items)
         if self._copies is not None:
             ids = pgcopy.reserve_ids(self.conn, self.store.table(layer.id), len(chunk))
-            # The previous chunk's COPY runs while this one's text is built; the statements above
-            # came first, as they need the connection.
-            self._start_pending()
-            self._pending = (layer, self._copy_jobs(layer, chunk, ids, src_file, src_crs))
+            # The chunks queued so far are copied while this one's text is built; the statements
+            # above came first, as they need the connection.
+            if self._copies.queued_rows >= COPY_ROWS:
+                self._copies.start()
+            self._copies.add(self._copy_jobs(layer, chunk, ids, src_file, src_crs), len(chunk))
+            self._copying = layer   # for the message of a refused COPY (one layer per write_many)
         else:
             ids = self._insert_values(layer, chunk, src_file, src_crs)
         self._change(layer.id, "insert").record(ids, new=[g for _, g, _ in chunk])
         if self._copies is not None:
             self._wait_copies()   # the caller may use the connection again
         return len(ids)
-
-    def _start_pending(self) -> None:
-        if self._pending is not None:
-            self._copies.start(self._pending[1])
-            self._copying = self._pending[0]
-            self._pending = None
 
     def _wait_copies(self) -> None:
         try:
@@ -516,7 +512,7 @@ class Writer:
     def _flush_copies(self) -> None:
         """COPY what is prepared and wait for it: the connection is the caller's again."""
         if self._copies is not None:
-            self._start_pending()
+            self._copies.start()
             self._wait_copies()
 
     def _enrich_many(self, layer: LayerSpec, items: list[tuple[dict, Any]]) -> None:
