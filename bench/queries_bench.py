@@ -35,6 +35,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
+from lean_http import LeanClient
 
 RIG = Path("/work/shared/bench")
 HERE = Path(__file__).resolve().parent
@@ -193,17 +195,17 @@ def paired(inputs: list, http: Callable, floor: Callable, reps: int) -> dict:
     return {"median": med, "runs": runs}
 
 
-def get_json(client: httpx.Client, path: str, params: dict) -> dict:
-    r = client.get(path, params=params)
-    if r.status_code != 200:
-        raise SystemExit(f"GET {r.url} → {r.status_code}: {r.text[:300]}")
-    return r.json()
+def get_json(client: LeanClient, path: str, params: dict) -> dict:
+    status, body = client.get(path, params)
+    if status != 200:
+        raise SystemExit(f"GET {path} {params} → {status}: {body[:300]!r}")
+    return orjson.loads(body)
 
 
 def run(a) -> dict:
     floor = Floor(a.db)
     out: dict = {}
-    with httpx.Client(base_url=a.url, timeout=120) as client:
+    with LeanClient(a.url, timeout=120) as client:
         if "nearest" in a.only:
             pts = points(a.points)
 

@@ -21,8 +21,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
 import numpy as np
+from lean_http import LeanClient
 
 RIG = Path("/work/shared/bench")
 HERE = Path(__file__).resolve().parent
@@ -89,7 +89,9 @@ def cmd_cold(a) -> dict:
     import psycopg
 
     geo, tipg, size, floor = defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(list)
-    with httpx.Client(timeout=60) as cli, psycopg.connect(RIG_DSN, autocommit=True) as conn:
+    identity = {"Accept-Encoding": "identity"}
+    with LeanClient(a.geoapi) as cli, LeanClient(a.tipg or a.geoapi) as peer, \
+            psycopg.connect(RIG_DSN, autocommit=True) as conn:
         conn.execute("SET max_parallel_workers_per_gather = 0")
         for _ in range(a.reps):
             for z, x, y in tiles():
@@ -98,14 +100,13 @@ def cmd_cold(a) -> dict:
                     conn.execute(RIG_SQL, {"z": z, "x": x, "y": y}).fetchone()
                     floor[z].append((time.perf_counter() - t0) * 1e3)
                 t0 = time.perf_counter()
-                r = cli.get(f"{a.geoapi}/tiles/manholes/{z}/{x}/{y}.mvt", headers={"Accept-Encoding": "identity"})
+                status, body = cli.get(f"/tiles/manholes/{z}/{x}/{y}.mvt", headers=identity)
                 geo[z].append((time.perf_counter() - t0) * 1e3)
-                assert r.status_code in (200, 204), r.text[:200]
-                size[z].append(len(r.content))
+                assert status in (200, 204), body[:200]
+                size[z].append(len(body))
                 if a.tipg:
                     t0 = time.perf_counter()
-                    cli.get(f"{a.tipg}/collections/public.manholes/tiles/WebMercatorQuad/{z}/{x}/{y}",
-                            headers={"Accept-Encoding": "identity"})
+                    peer.get(f"/collections/public.manholes/tiles/WebMercatorQuad/{z}/{x}/{y}", headers=identity)
                     tipg[z].append((time.perf_counter() - t0) * 1e3)
     out = {"geoapi_cold": summary(geo), "geoapi_bytes_p50": {z: int(pct(v, 50)) for z, v in size.items()}}
     if tipg:

@@ -177,6 +177,18 @@ def store(settings) -> Iterator[Store]:
 
 
 @pytest.fixture
+def pg_small_copies(store, backend, monkeypatch) -> Store:
+    """The PostGIS store with bulk writes in 7-row chunks joined into COPY statements of >= 10
+    rows, so a few dozen rows take the initial-load path (geoapi.storage.pgload)."""
+    if backend != "postgis":
+        pytest.skip("PostGIS initial load")
+    from geoapi.storage import writer
+    monkeypatch.setattr(writer, "CHUNK", 7)
+    monkeypatch.setattr(writer, "COPY_ROWS", 10)
+    return store
+
+
+@pytest.fixture
 def app(settings, store):
     return create_app(settings, store)
 

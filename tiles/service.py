@@ -85,6 +85,14 @@ class TileService:
         self.policy = policy
 
     def tile(self, layer_ids: str, z: int, x: int, y: int, params: Mapping[str, str]) -> TileResult:
+        plan = self.plan(layer_ids, z, x, y, params)
+        if isinstance(plan, TileResult):
+            return plan
+        return self.finish(plan, self.render(plan.layers, plan.tile, plan.filters))
+
+    def plan(self, layer_ids: str, z: int, x: int, y: int, params: Mapping[str, str]) -> TileResult | TilePlan:
+        """Check the request and look in the cache: the answer, or what is left to render
+        (render it, then ``finish``). ``tile`` does both; an async server may render itself."""
         layers = resolve_layers(self.registry, layer_ids)
         tile = check_tile(z, x, y)
         filters = parse_filters(params, layers)
@@ -96,11 +104,26 @@ class TileService:
         entry, ticket = self.cache.lookup(key)
         if entry is not None:
             return TileResult(entry.body, entry.etag, policy, cached=True)
-        raw = self.render(shown, tile, filters)
-        result = TileResult(None, _etag(raw), policy, cached=False, raw=raw)
+        return TilePlan(shown, tile, filters, policy, key, ticket)
+
+    def finish(self, plan: TilePlan, raw: bytes) -> TileResult:
+        """The result of a planned tile rendered as ``raw``, kept in the cache if it keeps entries."""
+        result = TileResult(None, _etag(raw), plan.policy, cached=False, raw=raw)
         if _keeps_entries(self.cache):
-            self.cache.store(key, ticket, CachedTile(result.body, result.etag))
+            self.cache.store(plan.key, plan.ticket, CachedTile(result.body, result.etag))
         return result
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """A tile that passed the checks and missed the cache (TileService.plan)."""
+
+    layers: list[LayerSpec]
+    tile: TileId
+    filters: Mapping[str, LayerFilter]
+    policy: str
+    key: CacheKey
+    ticket: object
 
 
 def _keeps_entries(cache: TileCache) -> bool:

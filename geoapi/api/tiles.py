@@ -8,9 +8,9 @@ import threading
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
-from geoapi.api.deps import ReaderDep, StoreDep
+from geoapi.api.deps import ReaderDep, StoreDep, require
 from geoapi.errors import BadRequestError, LayerNotFoundError, NotFoundError
 from geoapi.services.tiles import TilesRuntime, open_tiles
 from tiles import assets
@@ -23,8 +23,10 @@ from tiles.tilejson import tilejson
 router = APIRouter(tags=["瓦片 Tiles"])
 
 MVT = "application/vnd.mapbox-vector-tile"
+INTEGER_RE = re.compile(r"-?[0-9]{1,10}")
 HOST_RE = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 _lock = threading.Lock()
+require_viewer = require("viewer")
 
 
 # -- wiring --------------------------------------------------------------------------------
@@ -149,19 +151,45 @@ def tile_json(layers: str, request: Request, store: StoreDep, _: ReaderDep) -> R
     return _json(doc, {"Cache-Control": "public, max-age=60"})
 
 
+def _tile_parameters() -> list[dict]:
+    """OpenAPI parameters of the tile route, which reads them from the request itself."""
+    def path(name: str, schema: dict, text: str) -> dict:
+        return {"name": name, "in": "path", "required": True, "schema": schema, "description": text}
+
+    return [path("layers", {"type": "string"}, "layer id, or a comma list for a composite tile"),
+            path("z", {"type": "integer", "minimum": 0, "maximum": 22}, "zoom"),
+            path("x", {"type": "integer", "minimum": 0}, "column"),
+            path("y", {"type": "integer", "minimum": 0}, "row (XYZ, from the top)"),
+            {"name": "filters", "in": "query", "required": False, "style": "form", "explode": True,
+             "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+             "description": "property filters as on items (status=破损&well_use=雨水), updated_since="}]
+
+
+def _tile_number(path_params: dict, name: str) -> int:
+    value = path_params[name]
+    if not INTEGER_RE.fullmatch(value):  # the grid check (tiles.grid) gives the range message
+        raise BadRequestError(f"tile {name} must be a whole number, got {value!r}")
+    return int(value)
+
+
 @router.get("/tiles/{layers}/{z}/{x}/{y}.mvt", summary="矢量瓦片 Mapbox Vector Tile",
+            openapi_extra={"parameters": _tile_parameters()},
             responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"},
                        304: {"description": "not modified"}})
-def tile(layers: str, z: int, x: int, y: int, request: Request, runtime: RuntimeDep, _: ReaderDep,
-         if_none_match: Annotated[str | None, Header()] = None,
-         accept_encoding: Annotated[str | None, Header()] = None) -> Response:
+async def tile(request: Request) -> Response:
+    # The map asks for dozens of these per view, and a z16 tile takes PostGIS about a millisecond:
+    # the handler reads its own parameters (no per-parameter validation, no dependency graph)
+    # and is async; the runtime renders on the event loop where it can (services/tiles.py).
+    await require_viewer(request, request.headers.get("authorization"))
+    p = request.path_params
+    z, x, y = (_tile_number(p, n) for n in "zxy")
     try:
-        result = runtime.service.tile(layers, z, x, y, _filter_params(request))
+        result = await _runtime(request.app).tile(p["layers"], z, x, y, _filter_params(request))
     except UnknownLayerError as exc:
         raise LayerNotFoundError(str(exc)) from None
     except (TileRangeError, TileFilterError) as exc:
         raise BadRequestError(str(exc)) from None
-    return _tile_response(result, if_none_match, accept_encoding)
+    return _tile_response(result, request.headers.get("if-none-match"), request.headers.get("accept-encoding"))
 
 
 @router.get("/styles/{name}.json", summary="MapLibre 样式 (yizhangtu = 一张图, or a layer id)")

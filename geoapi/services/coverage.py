@@ -145,9 +145,9 @@ def coverage(store: Store, *, layer: str, by: str, radius_m: float | None = None
     areas_km2 = shapely.area(local_units) / 1e6 if len(unit_geoms) else []
 
     has_smart = spec.field("is_smart") is not None and spec.field("is_smart").type == "bool"
-    group = ["status", "is_smart"] if has_smart else ["status"]
     wkbs = [shapely.to_wkb(g, flavor="iso") for g in unit_geoms]
-    tallies = overlay.tallies(store, layer, wkbs, kind=kind, group=group, conds=conds or [])
+    tallies = overlay.tallies(store, layer, wkbs, kind=kind, group=["status"], conds=conds or [],
+                              flags=["is_smart"] if has_smart else [])
 
     rows = [UnitRow(code=u.props.get(source.code), name=u.props.get(source.name) or u.props.get("name"),
                     area_km2=float(areas_km2[i]), count=0.0, features=0,
@@ -155,7 +155,7 @@ def coverage(store: Store, *, layer: str, by: str, radius_m: float | None = None
                     smart=0.0 if has_smart else None, unit_length_km=unit_lengths[i] if source.corridor else None,
                     geometry=unit_geoms[i] if with_geometry else None)
             for i, u in enumerate(units)]
-    for t in tallies:
+    for t in tallies.rows:
         row = rows[t.unit]
         weight = float(t.count) if kind == "point" else t.share
         row.count += weight
@@ -166,8 +166,8 @@ def coverage(store: Store, *, layer: str, by: str, radius_m: float | None = None
             row.length_km += t.measure / 1000
         elif kind == "area":
             row.asset_area_km2 += t.measure / 1e6
-        if has_smart and t.group[1]:
-            row.smart += weight
+    for unit, (smart,) in tallies.flagged.items() if has_smart else ():
+        rows[unit].smart += smart
     if radius_m is not None:
         _radius_coverage(store, layer, rows, unit_geoms, local_units, radius_m, (to_area, from_area),
                          with_geometry, conds or [])

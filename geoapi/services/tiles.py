@@ -1,18 +1,28 @@
 """The tile machinery of one process, wired to a Store: cache, change feed, invalidation
-(store writes and, on PostGIS, direct database edits), and the tile service."""
+(store writes and, on PostGIS, direct database edits), and the tile service.
+
+``TilesRuntime.tile`` serves a tile to the event loop: PostGIS feature tiles are awaited on the
+loop itself when the cache is in-process (a z16 tile's query takes about a millisecond, and a
+hop to a worker thread and back cost most of another: bench/README.md "Tiles"); everything else
+(aggregated and filtered tiles, SpatiaLite, a Redis cache, whose client blocks) runs in the
+thread pool.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from anyio import to_thread
+
 from geoapi.storage import Store
-from geoapi.storage.tilesql import ChangeListener, render_tile
-from tiles.cache import TileCache, open_cache
+from geoapi.storage.tilesql import ChangeListener, render_tile, render_tile_async
+from tiles.cache import MemoryTileCache, TileCache, open_cache
 from tiles.feed import ChangeFeed, open_feed
 from tiles.invalidation import TileInvalidator
-from tiles.service import CachePolicy, TileService
+from tiles.service import CachePolicy, TileResult, TileService
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +35,22 @@ class TilesRuntime:
     service: TileService
     invalidator: TileInvalidator
     listener: ChangeListener | None = None
+
+    @property
+    def renders_on_loop(self) -> bool:
+        return self.store.dialect == "postgis" and isinstance(self.cache, MemoryTileCache)
+
+    async def tile(self, layer_ids: str, z: int, x: int, y: int, params: Mapping[str, str]) -> TileResult:
+        """TileService.tile for an async server (see the module docstring)."""
+        if not self.renders_on_loop:
+            return await to_thread.run_sync(self.service.tile, layer_ids, z, x, y, params)
+        plan = self.service.plan(layer_ids, z, x, y, params)
+        if isinstance(plan, TileResult):
+            return plan
+        raw = await render_tile_async(self.store, plan.layers, plan.tile, plan.filters)
+        if raw is None:
+            raw = await to_thread.run_sync(self.service.render, plan.layers, plan.tile, plan.filters)
+        return self.service.finish(plan, raw)
 
     def close(self) -> None:
         self.store.unsubscribe(self.invalidator)

@@ -14,6 +14,7 @@ from types import ModuleType
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SPATIALITE_CANDIDATES = (
     "mod_spatialite",
@@ -104,11 +105,23 @@ def make_engine(url: str) -> tuple[Engine, str]:
         # over jit_above_cost, and a KNN scan with a long LIMIT is costed so (compiling took
         # 2 s for a 3 ms /nearest scan; coverage of 1M points ran no slower without it).
         # Set GEOAPI_PG_OPTIONS to change session settings.
-        options = os.environ.get("GEOAPI_PG_OPTIONS", "-c max_parallel_workers_per_gather=0 -c jit=off")
         engine = create_engine(url, json_serializer=dump_json, pool_size=10, max_overflow=10, pool_recycle=1800,
-                               connect_args={"connect_timeout": 5, "options": options})
+                               connect_args=_pg_connect_args())
         return engine, "postgis"
     raise ValueError(f"unsupported database URL {url!r}: use a sqlite:/// path or postgresql://")
+
+
+def _pg_connect_args() -> dict:
+    options = os.environ.get("GEOAPI_PG_OPTIONS", "-c max_parallel_workers_per_gather=0 -c jit=off")
+    return {"connect_timeout": 5, "options": options}
+
+
+def make_async_reader(engine: Engine) -> AsyncEngine:
+    """PostGIS: an engine for one-statement reads awaited on the event loop (psycopg's async
+    connection), autocommit (no BEGIN / ROLLBACK round trips), the same session settings as
+    ``engine``. Its connections belong to the event loop that opened them."""
+    return create_async_engine(engine.url, json_serializer=dump_json, pool_size=5, max_overflow=5, pool_recycle=1800,
+                               isolation_level="AUTOCOMMIT", connect_args=_pg_connect_args())
 
 
 def autocommit_reads(conn: Connection) -> Connection:

@@ -14,13 +14,16 @@ wholly inside one unit counts its points without a test; in a coarse cell a bord
 point's fine cell is looked up the same way, and only points in fine cells a border crosses are
 tested with ST_Intersects against each candidate unit's own (unclipped) polygon, so the
 boundary rule stays exact.
+
+Unfiltered point counts by status take the cell pyramid first when the layer keeps one
+(geoapi.storage.cellcover): most points are counted a whole cell at a time without reading the
+layer, and only points in the finest cells a border crosses are read and tested.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -29,6 +32,7 @@ from geoalchemy2 import Geography, Geometry
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql
 
+from geoapi.storage import cellcover
 from geoapi.storage.schema import SRID
 from geoapi.storage.spatial import index_frame
 from geoapi.storage.store import Store
@@ -44,6 +48,22 @@ class Tally:
     count: int                # features intersecting the unit
     measure: float            # clipped length (m) or area (m²); 0 for points
     share: float              # Σ clipped/whole; equals count for points
+
+
+@dataclass
+class Tallies:
+    rows: list[Tally]
+    # unit → per flag column, Σ share of the unit's features whose flag is true (points: a count)
+    flagged: dict[int, list[float]] = field(default_factory=dict)
+
+    def add_flagged(self, unit: int, values) -> None:
+        have = self.flagged.setdefault(unit, [0.0] * len(values))
+        for i, v in enumerate(values):
+            have[i] += float(v or 0)
+
+
+def _flag_sums(flags: list, weight) -> list:
+    return [func.sum(sa.case((f.is_(True), weight), else_=0.0)) for f in flags]
 
 
 def _measures(dialect: str, kind: str, unit_geom, geom):
@@ -65,17 +85,23 @@ def _measures(dialect: str, kind: str, unit_geom, geom):
 
 
 def tallies(store: Store, layer_id: str, units: list[bytes], *, kind: str, group: list[str],
-            conds: list) -> list[Tally]:
-    """Per unit (WKB polygons, EPSG:4490) and group: count, clipped measure, share sum."""
+            conds: list, flags: list[str] = ()) -> Tallies:
+    """Per unit (WKB polygons, EPSG:4490) and group: count, clipped measure, share sum; per unit
+    and bool ``flags`` column: the share sum of the features whose flag is true."""
     if not units:
-        return []
+        return Tallies([])
     a = store.table(layer_id)
-    cols = [a.c[g] for g in group]
+    cols, fcols = [a.c[g] for g in group], [a.c[f] for f in flags]
     if store.dialect == "postgis":
+        if kind == "point" and not conds and cellcover.usable(store, layer_id, group, list(flags)):
+            counts = cellcover.point_counts(store, layer_id, units)
+            if counts is not None:
+                return Tallies([Tally(u, (s,), c, 0.0, float(c)) for u, s, c in counts.rows],
+                               {u: [float(c)] for u, c in counts.smart.items()} if flags else {})
         if kind == "point" and store.layer(layer_id).geometry == "Point" and _grid_pays(store, a, units):
-            return _postgis_point_grid(store, a, units, cols, conds)
-        return _postgis(store, a, units, kind, cols, conds)
-    out: list[Tally] = []
+            return _postgis_point_grid(store, a, units, cols, conds, fcols)
+        return _postgis(store, a, units, kind, cols, conds, fcols)
+    rows = []
     with store.read() as conn:
         for i, wkb in enumerate(units):
             g = func.ST_GeomFromWKB(wkb, SRID)
@@ -83,25 +109,39 @@ def tallies(store: Store, layer_id: str, units: list[bytes], *, kind: str, group
             si = _SPATIAL_INDEX
             rowids = sa.select(si.c.rowid).where(si.c.f_table_name == a.name, si.c.f_geometry_column == "geom",
                                                  si.c.search_frame == g)
-            stmt = (sa.select(*cols, func.count(), func.sum(part), func.sum(share))
+            stmt = (sa.select(*cols, func.count(), func.sum(part), func.sum(share), *_flag_sums(fcols, share))
                     .where(a.c.id.in_(rowids), func.ST_Intersects(a.c.geom, g), *conds).group_by(*cols))
-            for row in conn.execute(stmt):
-                out.append(Tally(i, tuple(row[: len(cols)]), row[-3], float(row[-2] or 0), float(row[-1] or 0)))
+            rows += [(i, *row) for row in conn.execute(stmt)]
+    return _rows(rows, len(cols), len(fcols))
+
+
+def _rows(rows, ncols: int, nflags: int, point: bool = False) -> Tallies:
+    """Tallies of (unit, *group, count, [measure, share,] *flag sums) rows."""
+    out = Tallies([])
+    for r in rows:
+        n = 1 + ncols
+        if point:
+            out.rows.append(Tally(r[0], tuple(r[1:n]), r[n], 0.0, float(r[n])))
+        else:
+            out.rows.append(Tally(r[0], tuple(r[1:n]), r[n], float(r[n + 1] or 0), float(r[n + 2] or 0)))
+        if nflags:
+            out.add_flagged(r[0], r[len(r) - nflags:])
     return out
 
 
-def _postgis(store: Store, a: sa.Table, units: list[bytes], kind: str, cols: list, conds: list) -> list[Tally]:
+def _postgis(store: Store, a: sa.Table, units: list[bytes], kind: str, cols: list, conds: list,
+             flags: list = ()) -> Tallies:
     idx = sa.bindparam("unit_idx", list(range(len(units))), type_=postgresql.ARRAY(sa.Integer))
     wkb = sa.bindparam("unit_wkb", units, type_=postgresql.ARRAY(sa.LargeBinary))
     u = sa.select(func.unnest(idx).label("idx"),
                   func.ST_GeomFromWKB(func.unnest(wkb), SRID).label("g")).subquery("units")
     part, share = _measures(store.dialect, kind, u.c.g, a.c.geom)
     on = sa.and_(a.c.geom.op("&&")(u.c.g), func.ST_Intersects(u.c.g, a.c.geom))
-    stmt = (sa.select(u.c.idx, *cols, func.count(), func.sum(part), func.sum(share))
+    stmt = (sa.select(u.c.idx, *cols, func.count(), func.sum(part), func.sum(share), *_flag_sums(flags, share))
             .select_from(u.join(a, on)).where(*conds).group_by(u.c.idx, *cols))
     with store.read() as conn:
         rows = conn.execute(stmt).all()
-    return [Tally(r[0], tuple(r[1: 1 + len(cols)]), r[-3], float(r[-2] or 0), float(r[-1] or 0)) for r in rows]
+    return _rows(rows, len(cols), len(flags))
 
 
 GRID_CELLS = 256           # coarse cells along the longer side of the units' bounding box
@@ -153,53 +193,36 @@ class _Grid:
     units: list[str]                 # the units as EWKB hex, for the database's exact test
 
 
-def _classify(tree, seg_tree, seg_unit, x0, y0, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _classify(units: cellcover.Units, x0, y0, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Codes of the cells [x0, x0 + size] × [y0, y0 + size] (arrays of lower-left corners), and
     for BORDER cells the (cell, unit) pairs of the units that meet them.
 
     Cells are tested slightly enlarged, so a point the database's floor() puts in a cell lies
-    inside the tested box whatever the rounding. A unit meets a box if its boundary does or it
-    contains the box's centre; a box no boundary meets is wholly inside or outside each unit.
+    inside the tested box whatever the rounding. A box no boundary meets is wholly inside or
+    outside each unit; one inside several (overlapping units) is BORDER: each point is tested.
     """
     eps = size * 1e-6
-    boxes = shapely.box(x0 - eps, y0 - eps, x0 + size + eps, y0 + size + eps)
-    b_seg, seg = seg_tree.query(boxes, predicate="intersects")
-    b_in, u_in = tree.query(shapely.points(x0 + size / 2, y0 + size / 2), predicate="intersects")
-    border = np.zeros(len(boxes), dtype=bool)
-    border[b_seg] = True
-    hits = np.bincount(b_in, minlength=len(boxes))
-    border |= hits > 1                 # overlapping units: each point is tested
-    code = np.full(len(boxes), OUTSIDE, dtype=np.int64)
-    one = ~border[b_in]
-    code[b_in[one]] = u_in[one]
+    border, cell, unit = cellcover.meets(units, shapely.box(x0 - eps, y0 - eps, x0 + size + eps, y0 + size + eps),
+                                         shapely.points(x0 + size / 2, y0 + size / 2))
+    inside = ~border[cell]
+    border |= np.bincount(cell[inside], minlength=len(border)) > 1
+    code = np.full(len(border), OUTSIDE, dtype=np.int64)
+    code[cell[inside]] = unit[inside]
     code[border] = BORDER
-    pairs = np.unique(np.concatenate([np.stack([b_seg, seg_unit[seg]], axis=1),
-                                      np.stack([b_in, u_in], axis=1)]), axis=0)
-    pairs = pairs[border[pairs[:, 0]]]
-    return code, pairs[:, 0], pairs[:, 1]
+    keep = border[cell]
+    return code, cell[keep], unit[keep]
 
 
 def _build_grid(units: list[bytes]) -> _Grid | None:
-    geoms = shapely.from_wkb(units)
-    valid = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    if not valid.any():
+    prepared = cellcover.prepare(units)
+    if prepared is None:
         return None
-    tree = shapely.STRtree(np.where(valid, geoms, None))
-    lines = shapely.get_parts(shapely.boundary(geoms[valid]), return_index=True)
-    owner = np.flatnonzero(valid)[lines[1]]
-    seg_coords, seg_unit = [], []
-    for line, u in zip(lines[0], owner, strict=True):
-        c = shapely.get_coordinates(line)
-        seg_coords.append(np.stack([c[:-1], c[1:]], axis=1))
-        seg_unit.append(np.full(len(c) - 1, u))
-    seg_tree = shapely.STRtree(shapely.linestrings(np.concatenate(seg_coords)))
-    seg_unit = np.concatenate(seg_unit)
-    bx0, by0, bx1, by1 = shapely.total_bounds(geoms[valid])
+    bx0, by0, bx1, by1 = prepared.bounds
     size = max(bx1 - bx0, by1 - by0) / GRID_CELLS or 1e-6
     x0, y0 = bx0 - size, by0 - size   # a ring of outside cells; far points are clamped onto it
     nx, ny = int((bx1 - x0) // size) + 2, int((by1 - y0) // size) + 2
     ii, jj = (a.ravel() for a in np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij"))
-    code, _, _ = _classify(tree, seg_tree, seg_unit, x0 + ii * size, y0 + jj * size, size)
+    code, _, _ = _classify(prepared, x0 + ii * size, y0 + jj * size, size)
     keep = code != OUTSIDE
     coarse = ((ii * _COARSE_STRIDE + jj)[keep].tolist(), code[keep].tolist())
     b = np.flatnonzero(code == BORDER)
@@ -207,29 +230,22 @@ def _build_grid(units: list[bytes]) -> _Grid | None:
     fi = (ii[b, None] * GRID_SUB + si).ravel()
     fj = (jj[b, None] * GRID_SUB + sj).ravel()
     fsize = size / GRID_SUB
-    fcode, cell, unit = _classify(tree, seg_tree, seg_unit, x0 + fi * fsize, y0 + fj * fsize, fsize)
+    fcode, cell, unit = _classify(prepared, x0 + fi * fsize, y0 + fj * fsize, fsize)
     fkey = fi * (ny * GRID_SUB) + fj
     plain = fcode >= 0                  # OUTSIDE fine cells are left out too
     fine = (np.concatenate([fkey[plain], fkey[cell]]).tolist(),
             np.concatenate([fcode[plain], np.full(len(cell), BORDER)]).tolist(),
             np.concatenate([np.full(int(plain.sum()), -1), unit]).tolist())
-    hexes = [shapely.to_wkb(shapely.set_srid(g, SRID), hex=True, include_srid=True) if ok else None
-             for g, ok in zip(geoms, valid, strict=True)]
-    return _Grid(float(x0), float(y0), float(size), nx, ny, coarse, fine, hexes)
+    return _Grid(float(x0), float(y0), float(size), nx, ny, coarse, fine, prepared.hexes)
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_grid(digest: bytes, units: tuple[bytes, ...]) -> _Grid | None:
+def _cached_grid(units: tuple[bytes, ...]) -> _Grid | None:
     return _build_grid(list(units))
 
 
-def _grid_for(units: list[bytes]) -> _Grid | None:
-    """The grid of these units, built once per distinct set (districts rarely change)."""
-    return _cached_grid(hashlib.sha256(b"".join(len(u).to_bytes(8, "little") + u for u in units)).digest(),
-                        tuple(units))
-
-
-def _postgis_point_grid(store: Store, a: sa.Table, units: list[bytes], cols: list, conds: list) -> list[Tally]:
+def _postgis_point_grid(store: Store, a: sa.Table, units: list[bytes], cols: list, conds: list,
+                        flags: list = ()) -> Tallies:
     """Point counts per unit and group in one sequential scan, hash-joined to grid cells.
 
     A point's coarse cell is looked up (one hash probe): in a cell wholly inside a unit it counts
@@ -238,9 +254,9 @@ def _postgis_point_grid(store: Store, a: sa.Table, units: list[bytes], cols: lis
     are tested, with ST_Intersects against each candidate unit's own polygon, so the boundary
     rule holds exactly.
     """
-    grid = _grid_for(units)
+    grid = _cached_grid(tuple(units))
     if grid is None:
-        return []
+        return Tallies([])
     ints = postgresql.ARRAY(sa.Integer)
     coarse = func.unnest(sa.bindparam("coarse_k", grid.coarse[0], type_=postgresql.ARRAY(sa.BigInteger)),
                          sa.bindparam("coarse_c", grid.coarse[1], type_=ints)
@@ -270,7 +286,7 @@ def _postgis_point_grid(store: Store, a: sa.Table, units: list[bytes], cols: lis
     fine_key = (i * sub + clamp((fx - i) * sub, sub)) * (grid.ny * sub) + j * sub + clamp((fy - j) * sub, sub)
     test = fine.c.code == BORDER
     unit = sa.case((coarse.c.code >= 0, coarse.c.code), (test, fine.c.unit), else_=fine.c.code)
-    stmt = (sa.select(unit, *cols, func.count())
+    stmt = (sa.select(unit, *cols, func.count(), *_flag_sums(flags, 1))
             .select_from(a.join(coarse, coarse.c.k == coarse_key)
                          .outerjoin(fine, fine.c.k == sa.case((coarse.c.code == BORDER, fine_key)))
                          .outerjoin(u, u.c.idx == sa.case((test, fine.c.unit))))
@@ -283,8 +299,7 @@ def _postgis_point_grid(store: Store, a: sa.Table, units: list[bytes], cols: lis
                         "enable_mergejoin = off", "enable_sort = off"):
             conn.execute(sa.text(f"SET LOCAL {setting}"))
         rows = conn.execute(stmt).all()
-    n = len(cols)
-    return [Tally(r[0], tuple(r[1: 1 + n]), r[-1], 0.0, float(r[-1])) for r in rows]
+    return _rows(rows, len(cols), len(flags), point=True)
 
 
 def geometries_near(store: Store, layer_id: str, bounds: tuple[float, float, float, float], conds: list,

@@ -2,7 +2,9 @@
 
 Per aggregated point layer, ``<table>_tile_cells`` holds, for every aggregated zoom z, the
 non-empty cells of level L = z + CELL_BITS: ``level, tx, ty`` (the tile at z), ``cx, cy`` (the
-global cell), ``n`` and one ``count_<status>`` column per status value. An unfiltered
+global cell), ``n``, one ``count_<status>`` column per status value and, for layers with a bool
+``is_smart`` field, ``n_smart`` (points whose is_smart is true; read by coverage, see
+geoapi.storage.cellcover). An unfiltered
 aggregated tile reads its ≤ 4,096 rows with one primary-key prefix scan instead of counting
 every point in the tile (tiles.aggregate has the cell formula; ``cell_sql`` below is the same
 formula in SQL, operation for operation).
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 FORMULA = 1  # bump when cell_sql changes: every cell table is then rebuilt by the next upgrade
 KEY = ("level", "tx", "ty", "cx", "cy")
+SMART_FIELD = "is_smart"
 
 
 # -- names and shape ---------------------------------------------------------------------------
@@ -57,14 +60,29 @@ def count_columns(layer: LayerSpec) -> list[str]:
     return [f"count_{v}" for v in layer.status.values]
 
 
+def extra_columns(layer: LayerSpec) -> list[str]:
+    """The columns after ``n``: the status counts, then ``n_smart`` if the layer has one."""
+    smart = smart_column(layer)
+    return count_columns(layer) + ([smart] if smart else [])
+
+
+def smart_column(layer: LayerSpec) -> str | None:
+    """``n_smart`` when the layer has a bool ``is_smart`` field (smart manhole covers), else None."""
+    f = layer.field(SMART_FIELD)
+    return "n_smart" if f is not None and f.type == "bool" else None
+
+
 def signature(layer: LayerSpec) -> str:
     """What shapes the table; a table whose COMMENT differs is rebuilt."""
     lv = levels(layer)
-    return json.dumps({"geoapi_tile_cells": FORMULA, "levels": [lv.start, lv.stop - 1],
-                       "status": list(layer.status.values), "geometry": layer.geometry}, ensure_ascii=False)
+    shape = {"geoapi_tile_cells": FORMULA, "levels": [lv.start, lv.stop - 1],
+             "status": list(layer.status.values), "geometry": layer.geometry}
+    if smart_column(layer):
+        shape["smart"] = SMART_FIELD
+    return json.dumps(shape, ensure_ascii=False)
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -94,34 +112,36 @@ def _delta_ctes(layer: LayerSpec, sources: list[tuple[str, int]]) -> str:
     lv = levels(layer)
     top = lv.stop - 1
     gx, gy = cell_sql(*xy_sql(layer), top)
-    rows = " UNION ALL ".join(f"SELECT geom, status, {sign} AS d FROM {rel} WHERE geom IS NOT NULL"
-                              for rel, sign in sources)
-    k = range(len(layer.status.values))
-    f_sums = ", ".join(f"sum(CASE WHEN status = {_literal(v)} THEN d ELSE 0 END)::int AS c{i}"
-                       for i, v in enumerate(layer.status.values))
+    smart = f"{ident(SMART_FIELD)} IS TRUE" if smart_column(layer) else "false"
+    rows = " UNION ALL ".join(f"SELECT geom, status, {smart} AS smart, {sign} AS d FROM {rel} "
+                              "WHERE geom IS NOT NULL" for rel, sign in sources)
+    conds = [f"status = {_literal(v)}" for v in layer.status.values] + (["smart"] if smart_column(layer) else [])
+    k = range(len(conds))
+    f_sums = ", ".join(f"sum(CASE WHEN {c} THEN d ELSE 0 END)::int AS c{i}" for i, c in enumerate(conds))
     g_sums = ", ".join(f"sum(c{i}) AS c{i}" for i in k)
-    f_any = " OR ".join(["sum(d) <> 0", *(f"sum(CASE WHEN status = {_literal(v)} THEN d ELSE 0 END) <> 0"
-                                          for v in layer.status.values)])
+    f_any = " OR ".join(["sum(d) <> 0", *(f"sum(CASE WHEN {c} THEN d ELSE 0 END) <> 0" for c in conds)])
     g_any = " OR ".join(["sum(n) <> 0", *(f"sum(c{i}) <> 0" for i in k)])
     return (f"f AS (SELECT gx, gy, sum(d)::int AS n, {f_sums} "
-            f"FROM (SELECT {gx} AS gx, {gy} AS gy, status, d FROM ({rows}) s) r "
+            f"FROM (SELECT {gx} AS gx, {gy} AS gy, status, smart, d FROM ({rows}) s) r "
             f"GROUP BY gx, gy HAVING {f_any}), "
             f"g AS (SELECT l AS level, gx >> ({top} - l) AS cx, gy >> ({top} - l) AS cy, sum(n) AS n, {g_sums} "
             f"FROM f CROSS JOIN generate_series({lv.start}, {top}) AS l GROUP BY 1, 2, 3 HAVING {g_any})")
 
 
-def _upsert(layer: LayerSpec) -> str:
-    """Add ``g`` to the table, taking row locks in key order (two such statements cannot deadlock)."""
-    cols = [_ident(c) for c in count_columns(layer)]
+def _upsert(layer: LayerSpec, *, empty: bool = False) -> str:
+    """Add ``g`` to the table, taking row locks in key order (two such statements cannot deadlock).
+    ``empty``: the table has no rows, so a plain INSERT (no conflict checks: ~2× faster)."""
+    cols = [ident(c) for c in extra_columns(layer)]
     cs = ", ".join(f"c{i}" for i in range(len(cols)))
     sets = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in ["n", *cols])
-    return (f"INSERT INTO {_ident(table_name(layer))} AS t (level, tx, ty, cx, cy, n, {', '.join(cols)}) "
+    conflict = "" if empty else f" ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {sets}"
+    return (f"INSERT INTO {ident(table_name(layer))} AS t (level, tx, ty, cx, cy, n, {', '.join(cols)}) "
             f"SELECT level, cx >> {CELL_BITS}, cy >> {CELL_BITS}, cx, cy, n, {cs} FROM g "
-            f"ORDER BY 1, 2, 3, 4, 5 ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {sets}")
+            f"ORDER BY 1, 2, 3, 4, 5{conflict}")
 
 
 def _function_sql(layer: LayerSpec) -> str:
-    cells = _ident(table_name(layer))
+    cells = ident(table_name(layer))
     subtract = ("{ctes}, up AS ({upsert} RETURNING level, tx, ty, cx, cy, n) "
                 "SELECT array_agg(level), array_agg(tx), array_agg(ty), array_agg(cx), array_agg(cy) "
                 "INTO zl, ztx, zty, zcx, zcy FROM up WHERE n = 0")
@@ -129,7 +149,7 @@ def _function_sql(layer: LayerSpec) -> str:
                           upsert=_upsert(layer))
     dele = subtract.format(ctes="WITH " + _delta_ctes(layer, [("old_rows", -1)]), upsert=_upsert(layer))
     return f"""
-CREATE OR REPLACE FUNCTION {_ident(function_name(layer))}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION {ident(function_name(layer))}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE zl int[]; ztx int[]; zty int[]; zcx int[]; zcy int[];
 BEGIN
   IF TG_OP = 'INSERT' THEN
@@ -155,17 +175,17 @@ END $fn$;
 
 
 def _create_table_sql(layer: LayerSpec) -> str:
-    counts = ", ".join(f"{_ident(c)} integer NOT NULL" for c in count_columns(layer))
-    return (f"CREATE TABLE {_ident(table_name(layer))} (level smallint NOT NULL, tx integer NOT NULL, "
+    counts = ", ".join(f"{ident(c)} integer NOT NULL" for c in extra_columns(layer))
+    return (f"CREATE TABLE {ident(table_name(layer))} (level smallint NOT NULL, tx integer NOT NULL, "
             f"ty integer NOT NULL, cx integer NOT NULL, cy integer NOT NULL, n integer NOT NULL, {counts}, "
             f"PRIMARY KEY ({', '.join(KEY)})) WITH (fillfactor = 90)")  # room for HOT updates: rows stay in key order
 
 
 def _drop(conn: sa.Connection, table: str, layer: LayerSpec) -> None:
     for suffix, *_ in TRIGGERS:
-        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS geoapi_cells_{suffix} ON {_ident(table)}")
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_ident(table_name(layer))}")
-    conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {_ident(function_name(layer))}()")
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS geoapi_cells_{suffix} ON {ident(table)}")
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {ident(table_name(layer))}")
+    conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {ident(function_name(layer))}()")
 
 
 def _current(conn: sa.Connection, store: Store, layer: LayerSpec) -> bool:
@@ -174,7 +194,7 @@ def _current(conn: sa.Connection, store: Store, layer: LayerSpec) -> bool:
         "SELECT obj_description(to_regclass(%(t)s), 'pg_class'), "
         "(SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(%(l)s) AND tgname LIKE 'geoapi_cells_%%' "
         "AND tgenabled <> 'D')",
-        {"t": _ident(table_name(layer)), "l": _ident(store.table(layer.id).name)}).one()
+        {"t": ident(table_name(layer)), "l": ident(store.table(layer.id).name)}).one()
     return have[0] == signature(layer) and have[1] == len(TRIGGERS)
 
 
@@ -191,7 +211,7 @@ def install_tile_cells(conn: sa.Connection, store: Store) -> list[str]:
     for layer in store.registry:
         table = store.table(layer.id).name
         if not levels(layer):
-            if conn.exec_driver_sql("SELECT to_regclass(%(t)s)", {"t": _ident(table_name(layer))}).scalar():
+            if conn.exec_driver_sql("SELECT to_regclass(%(t)s)", {"t": ident(table_name(layer))}).scalar():
                 _drop(conn, table, layer)
                 done.append(f"dropped {table_name(layer)} ({layer.id} is no longer aggregated)")
             continue
@@ -199,15 +219,41 @@ def install_tile_cells(conn: sa.Connection, store: Store) -> list[str]:
             continue
         _drop(conn, table, layer)
         conn.exec_driver_sql(_create_table_sql(layer))
-        conn.exec_driver_sql(f"COMMENT ON TABLE {_ident(table_name(layer))} IS {_literal(signature(layer))}")
+        conn.exec_driver_sql(f"COMMENT ON TABLE {ident(table_name(layer))} IS {_literal(signature(layer))}")
         conn.exec_driver_sql(_function_sql(layer))
-        replace_triggers(conn, table, "geoapi_cells", f"{_ident(function_name(layer))}()")
-        conn.exec_driver_sql(f"WITH {_delta_ctes(layer, [(_ident(table), 1)])} {_upsert(layer)}")
-        conn.exec_driver_sql(f"ANALYZE {_ident(table_name(layer))}")
-        n = conn.exec_driver_sql(f"SELECT count(*) FROM {_ident(table_name(layer))}").scalar()
+        replace_triggers(conn, table, "geoapi_cells", f"{ident(function_name(layer))}()")
+        conn.exec_driver_sql(f"WITH {_delta_ctes(layer, [(ident(table), 1)])} {_upsert(layer)}")
+        conn.exec_driver_sql(f"ANALYZE {ident(table_name(layer))}")
+        n = conn.exec_driver_sql(f"SELECT count(*) FROM {ident(table_name(layer))}").scalar()
         done.append(f"built {table_name(layer)}: {n} cells at levels {levels(layer).start}–{levels(layer).stop - 1}")
     _ready.pop(store, None)
     return done
+
+
+# -- initial loads (geoapi.storage.pgload) ---------------------------------------------------------
+def pause_for_load(conn: sa.Connection, layer: LayerSpec, table: str) -> bool:
+    """Disable the insert trigger of ``table`` when its cell table is in place and empty (the layer
+    table is empty and about to be loaded): ``fill_after_load`` then counts every row at once.
+    False when there is nothing to pause. Run in the load's transaction, like the DDL it is."""
+    if not levels(layer):
+        return False
+    paused = conn.exec_driver_sql(
+        "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = to_regclass(%(l)s) AND tgname = 'geoapi_cells_ins' "
+        "AND tgenabled <> 'D') AND to_regclass(%(t)s) IS NOT NULL",
+        {"l": ident(table), "t": ident(table_name(layer))}).scalar()
+    if not paused or conn.exec_driver_sql(f"SELECT EXISTS (SELECT FROM {ident(table_name(layer))})").scalar():
+        return False
+    conn.exec_driver_sql(f"ALTER TABLE {ident(table)} DISABLE TRIGGER geoapi_cells_ins")
+    return True
+
+
+def fill_after_load(conn: sa.Connection, layer: LayerSpec, table: str) -> None:
+    """Count every row of ``table`` into the (empty) cell table and enable the insert trigger again."""
+    conn.exec_driver_sql(f"ALTER TABLE {ident(table)} ENABLE TRIGGER geoapi_cells_ins")
+    work_mem = conn.exec_driver_sql("SHOW work_mem").scalar_one()
+    conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")   # the sorts of a million points stay in memory
+    conn.exec_driver_sql(f"WITH {_delta_ctes(layer, [(ident(table), 1)])} {_upsert(layer, empty=True)}")
+    conn.exec_driver_sql("SELECT set_config('work_mem', %(v)s, true)", {"v": work_mem})
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -220,13 +266,18 @@ def serves(store: Store, layer: LayerSpec, z: int) -> bool:
     Checked once per store and layer (the table's COMMENT against the layer's signature); a
     database not yet upgraded keeps the per-request counting, which gives the same tiles.
     """
-    if store.dialect != "postgis" or z + CELL_BITS not in levels(layer):
+    return z + CELL_BITS in levels(layer) and ready(store, layer)
+
+
+def ready(store: Store, layer: LayerSpec) -> bool:
+    """Whether the layer's cell table exists with this layer's shape (checked once per store and layer)."""
+    if store.dialect != "postgis" or not levels(layer):
         return False
     known = _ready.setdefault(store, {})
     if layer.id not in known:
         with store.read() as conn:
             sig = conn.exec_driver_sql("SELECT obj_description(to_regclass(%(t)s), 'pg_class')",
-                                       {"t": _ident(table_name(layer))}).scalar()
+                                       {"t": ident(table_name(layer))}).scalar()
         known[layer.id] = sig == signature(layer)
         if not known[layer.id]:
             log.warning("%s is missing or out of date: run `geoapi db upgrade`; counting points per tile meanwhile",

@@ -26,7 +26,7 @@ from geoapi.errors import (
     PreconditionFailedError,
     ValidationFailedError,
 )
-from geoapi.storage import pgcopy, schema
+from geoapi.storage import pgcopy, pgload, schema
 from geoapi.storage.dialect import greatest
 from geoapi.storage.engine import dump_json
 from geoapi.storage.model import ChangeSet, Feature
@@ -118,6 +118,8 @@ class Writer:
         # PostGIS bulk writes: the COPY of chunk k runs in a worker while chunk k+1 is prepared
         self._copies = pgcopy.CopyPipe(conn) if store.dialect == "postgis" else None
         self._copying: LayerSpec | None = None
+        self._may_defer = False
+        self._deferred: pgload.InitialLoad | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _change(self, layer_id: str, op: str) -> ChangeSet:
@@ -401,6 +403,12 @@ class Writer:
                     validated: bool) -> dict[str, int]:
         layer = self.store.layer(layer_id)
         counts = {"inserted": 0, "updated": 0, "deleted": 0}
+        # An initial load (append/replace into a table empty at the start: readers of a layer
+        # with rows are never made to wait) that reaches COPY_ROWS builds its secondary indexes
+        # and tile cell counts after the rows (geoapi.storage.pgload).
+        self._may_defer = (self._copies is not None and mode != "upsert"
+                           and pgload.is_empty(self.conn, self.store.table(layer_id)))
+        self._deferred = None
         if mode == "replace":
             counts["deleted"] = self._delete_all(layer_id)
         key = layer.code_field or ("obj_code" if layer.identifier else None)
@@ -413,13 +421,20 @@ class Writer:
                 for k, v in counts_chunk.items():
                     counts[k] += v
             self._flush_copies()
-        finally:
-            if self._copies is not None:   # an error: let a COPY in flight end before the rollback
+            if self._deferred is not None:
+                self._deferred.restore()
+        except BaseException:
+            if self._copies is not None:   # let a COPY in flight end before the rollback
                 self._copies.drop()
                 try:
                     self._copies.wait()
                 except Exception:
                     pass
+            if self._deferred is not None:   # the indexes are back, whatever the caller does next
+                self._deferred.abandon()
+            raise
+        finally:
+            self._may_defer, self._deferred = False, None
         return counts
 
     def _write_chunk(self, layer: LayerSpec, chunk: list, start: int, key: str | None, mode: str,
@@ -490,6 +505,9 @@ class Writer:
             # The chunks queued so far are copied while this one's text is built; the statements
             # above came first, as they need the connection.
             if self._copies.queued_rows >= COPY_ROWS:
+                if self._may_defer:
+                    self._may_defer = False
+                    self._deferred = pgload.InitialLoad.defer(self.conn, layer, self.store.table(layer.id))
                 self._copies.start()
             self._copies.add(self._copy_jobs(layer, chunk, ids, src_file, src_crs), len(chunk))
             self._copying = layer   # for the message of a refused COPY (one layer per write_many)

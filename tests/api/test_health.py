@@ -51,4 +51,8 @@ def test_postgis_unreachable_is_503_not_500(tmp_path):
     assert r.status_code == 503 and r.json()["database"] == "postgis"
     items = c.get("/collections/manholes/items")
     assert items.status_code == 503 and items.json()["code"] == "database_unavailable"
+    # a z16 feature tile is read on the event loop (Store.read_async), a z12 one in a thread
+    for z, x, y in ((16, 53349, 25900), (12, 3337, 1620)):
+        tile = c.get(f"/tiles/manholes/{z}/{x}/{y}.mvt")
+        assert tile.status_code == 503 and tile.json()["code"] == "database_unavailable"
     store.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import sqlalchemy as sa
 from shapely.geometry import LineString, Point
@@ -86,6 +88,25 @@ def test_json_and_enum_list_values_round_trip(store):
     assert store.get("manholes", f.id).props["defects"] == ["下沉", "松动"]
     q = FeatureQuery(filters={"defects": ["松动"]})
     assert [x.id for x in store.query("manholes", q).features] == [f.id]
+
+
+@pytest.mark.parametrize("cap", [5, 1000])
+def test_filtered_pages_count_their_matches_within_and_beyond_the_cap(store, monkeypatch, cap):
+    """A filtered page counts its matches in the page's own statement up to Store.COUNT_CAP and
+    with count(*) beyond it: numberMatched and the page are the same either way."""
+    monkeypatch.setattr(Store, "COUNT_CAP", cap)
+    store.bulk_write("manholes", [manhole(i, well_use="雨水" if i % 3 else "污水", well_depth_m=float(i % 4))
+                                  for i in range(60)], actor="t")
+    every = store.query("manholes", FeatureQuery(limit=100, count=False)).features
+    want = sorted((f for f in every if f.props["well_use"] == "雨水" and f.geometry.x <= 113.2045),
+                  key=lambda f: (-f.props["well_depth_m"], f.id))
+    assert len(want) == 30
+    q = FeatureQuery(bbox=(113.19, 35.2, 113.2045, 35.22), filters={"well_use": ["雨水"]},
+                     sortby=[("well_depth_m", True)], limit=4)
+    for offset in (0, 4, 12, 26, 28, 30, 44):
+        page = store.query("manholes", dataclasses.replace(q, offset=offset))
+        assert page.number_matched == 30, offset
+        assert [f.id for f in page.features] == [f.id for f in want[offset:offset + 4]]
 
 
 def test_upgrade_is_idempotent_and_adds_new_fields(settings, tmp_path):

@@ -62,6 +62,7 @@ def client(settings, store) -> Iterator[TestClient]:
         tiles_api.startup(app)
         yield
         tiles_api.shutdown(app)
+        await store.close_async()
 
     app = FastAPI(lifespan=lifespan)
     app.state.settings, app.state.store = settings, store

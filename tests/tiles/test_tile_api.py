@@ -27,6 +27,27 @@ def test_tile_carries_every_feature_with_its_tile_properties(client, seeded):
     assert "cover_no" not in broken["properties"]  # not a tile property of manholes
 
 
+@pytest.mark.parametrize("layers", ["manholes", "manholes,pipes,smart_covers"])
+@pytest.mark.parametrize("z", [12, 16])
+def test_a_tile_served_on_the_event_loop_equals_the_thread_rendering(client, store, layers, z):
+    from geoapi.api.tiles import _runtime
+    from geoapi.storage.tilesql import render_tile
+    from tiles.filters import parse_filters
+    from tiles.service import resolve_layers
+
+    runtime = _runtime(client.app)
+    assert runtime.renders_on_loop == (store.dialect == "postgis")  # an in-process cache here
+    specs = resolve_layers(store.registry, layers)
+    tile = tile_at(*CENTRE, z)
+    served = client.get(f"/tiles/{layers}/{tile.z}/{tile.x}/{tile.y}.mvt", headers={"Accept-Encoding": "identity"})
+    assert served.status_code == 200 and served.headers["x-tile-cache"] == "miss"
+    def features(data: bytes) -> dict:  # per layer, in id order (row order is the planner's)
+        return {name: sorted(layer["features"], key=lambda f: f["id"]) for name, layer in decode(data).items()}
+
+    rendered = render_tile(store, specs, tile, parse_filters({}, specs))
+    assert features(served.content) == features(rendered) and features(rendered)
+
+
 def test_composite_tile_has_one_mvt_layer_per_layer(client, seeded):
     r = client.get(url("manholes,pipes,smart_covers", 16))
     tile = decode(r.content)
@@ -70,11 +91,20 @@ def test_bad_filters_are_400_saying_what_is_wrong(client, query, needle):
 @pytest.mark.parametrize(("path", "needle"), [
     ("/tiles/manholes/23/0/0.mvt", "zoom 23"), ("/tiles/manholes/-1/0/0.mvt", "zoom -1"),
     ("/tiles/manholes/3/8/0.mvt", "x 8"), ("/tiles/manholes/3/0/9.mvt", "y 9"),
+    ("/tiles/manholes/1.5/0/0.mvt", "tile z must be a whole number"),
+    ("/tiles/manholes/3/x/0.mvt", "tile x must be a whole number"),
+    ("/tiles/manholes/3/0/99999999999999.mvt", "tile y must be a whole number"),
 ])
 def test_addresses_outside_the_grid_are_400(client, path, needle):
     r = client.get(path)
     assert r.status_code == 400
     assert needle in r.json()["detail"]
+
+
+def test_the_tile_route_is_documented_with_its_parameters(client):
+    op = client.get("/openapi.json").json()["paths"]["/tiles/{layers}/{z}/{x}/{y}.mvt"]["get"]
+    assert [p["name"] for p in op["parameters"] if p["in"] == "path"] == ["layers", "z", "x", "y"]
+    assert "application/vnd.mapbox-vector-tile" in op["responses"]["200"]["content"]
 
 
 def test_unknown_layer_is_404(client):

@@ -39,33 +39,35 @@ def points(n: int, seed: int, spread: float = 0.15) -> list[tuple[dict, Point]]:
     rng = np.random.default_rng(seed)
     lon = np.clip(113.24 + rng.normal(0, spread, n), 112.6, 113.7)  # inside the city's bounds
     lat = np.clip(35.21 + rng.normal(0, spread * 0.8, n), 34.8, 35.5)
-    return [({"well_use": "雨水", "status": STATUS[int(s)]}, Point(x, y))
-            for x, y, s in zip(lon, lat, rng.integers(0, len(STATUS), n), strict=True)]
+    smart = rng.integers(0, 3, n)  # true, false, unset
+    return [({"well_use": "雨水", "status": STATUS[int(s)], **({"is_smart": bool(m)} if m < 2 else {})}, Point(x, y))
+            for x, y, s, m in zip(lon, lat, rng.integers(0, len(STATUS), n), smart, strict=True)]
 
 
-def stored_points(store) -> tuple[np.ndarray, np.ndarray, list]:
+def stored_points(store, smart: bool = False) -> tuple:
     with store.engine.connect() as conn:
-        rows = conn.exec_driver_sql(f"SELECT ST_X(geom), ST_Y(geom), status FROM {LAYER}").all()
+        rows = conn.exec_driver_sql(f"SELECT ST_X(geom), ST_Y(geom), status, is_smart FROM {LAYER}").all()
     return (np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=float),
-            [r[2] for r in rows])
+            [r[2] for r in rows], *([[r[3] is True for r in rows]] if smart else []))
 
 
 def expected_cells(store) -> dict[tuple, tuple]:
     layer = store.registry[LAYER]
-    lon, lat, status = stored_points(store)
+    lon, lat, status, smart = stored_points(store, smart=True)
     out: dict[tuple, list] = {}
     for level in tilecells.levels(layer):
         gx, gy = global_cells(lon, lat, level)
-        for x, y, s in zip(gx.tolist(), gy.tolist(), status, strict=True):
-            row = out.setdefault((level, x >> CELL_BITS, y >> CELL_BITS, x, y), [0] * (1 + len(STATUS)))
+        for x, y, s, m in zip(gx.tolist(), gy.tolist(), status, smart, strict=True):
+            row = out.setdefault((level, x >> CELL_BITS, y >> CELL_BITS, x, y), [0] * (2 + len(STATUS)))
             row[0] += 1
             if s in STATUS:
                 row[1 + STATUS.index(s)] += 1
+            row[-1] += m  # n_smart: is_smart true
     return {k: tuple(v) for k, v in out.items()}
 
 
 def table_cells(store) -> dict[tuple, tuple]:
-    cols = ", ".join(f'"count_{v}"' for v in STATUS)
+    cols = ", ".join([*(f'"count_{v}"' for v in STATUS), "n_smart"])
     with store.engine.connect() as conn:
         rows = conn.exec_driver_sql(f"SELECT level, tx, ty, cx, cy, n, {cols} FROM {LAYER}_tile_cells").all()
     return {tuple(r[:5]): tuple(r[5:]) for r in rows}
@@ -140,6 +142,7 @@ def test_cells_follow_direct_sql(pg):
     sql(pg, f"UPDATE {LAYER} SET geom = ST_Translate(geom, 0.01, -0.02) WHERE mod(id, 3) = 0")
     sql(pg, f"UPDATE {LAYER} SET status = '占用' WHERE mod(id, 5) = 0")
     sql(pg, f"UPDATE {LAYER} SET status = NULL WHERE mod(id, 11) = 0")  # counted, in no status column
+    sql(pg, f"UPDATE {LAYER} SET is_smart = NOT coalesce(is_smart, true) WHERE mod(id, 4) = 1")  # n_smart only
     sql(pg, f"UPDATE {LAYER} SET well_use = '污水'")  # touches no cell
     check(pg)
     sql(pg, f"INSERT INTO {LAYER} (well_use, status, created_at, created_by, updated_at, updated_by, geom) "
