@@ -88,6 +88,30 @@ def db_upgrade(db: DbOption = None) -> None:
     store.close()
 
 
+@db_app.command("optimize")
+def db_optimize(
+    layer: Annotated[list[str] | None, typer.Option(help="a layer id (repeat for several; default: all)")] = None,
+    db: DbOption = None,
+) -> None:
+    """After a large import: rewrite layer tables in spatial order (PostGIS CLUSTER on the
+    spatial index; each table is locked while it is rewritten) and refresh planner statistics."""
+    from geoapi.errors import GeoapiError
+    from geoapi.storage.maintenance import optimize
+
+    store = open_store(settings_with(db))
+
+    def report(o) -> None:
+        what = "rewritten in spatial order, statistics" if o.clustered else "statistics"
+        typer.echo(f"{o.layer:22s} {o.rows:>10,} rows  {what}  ({o.seconds:.1f} s)")
+
+    try:
+        optimize(store, layer, progress=report)
+    except GeoapiError as exc:
+        fail(str(exc), 2)
+    finally:
+        store.close()
+
+
 # -- keys -------------------------------------------------------------------------------------
 @keys_app.command("create")
 def keys_create(

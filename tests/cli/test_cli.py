@@ -25,6 +25,15 @@ def test_db_upgrade_then_up_to_date(tmp_path):
     assert second.returncode == 0 and "up to date" in second.stdout
 
 
+def test_db_optimize_reports_each_layer_and_refuses_an_unknown_one(tmp_path):
+    out = run(["db", "optimize", "--layer", "manholes", "--layer", "toilets"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines[-2:]] == ["manholes", "toilets"] and "statistics" in lines[-1]
+    bad = run(["db", "optimize", "--layer", "nope"], tmp_path)
+    assert bad.returncode == 2 and "nope" in bad.stderr
+
+
 def test_keys_create_prints_key_once_and_lists_it(tmp_path):
     out = run(["keys", "create", "--role", "editor", "--name", "张三"], tmp_path)
     assert out.returncode == 0
