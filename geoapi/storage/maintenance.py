@@ -41,10 +41,10 @@ def optimize(store: Store, layer_ids: list[str] | None = None,
     for layer_id in ids:
         table = store.table(layer_id).name
         t0 = time.perf_counter()
+        rows = store.count(layer_id)
+        clustered = store.dialect == "postgis" and rows > 0
         # one transaction per table (geoapi_write: SpatiaLite takes its write lock up front)
         with store.engine.connect().execution_options(geoapi_write=True) as conn, conn.begin():
-            rows = conn.execute(sa.select(sa.func.count()).select_from(store.table(layer_id))).scalar_one()
-            clustered = store.dialect == "postgis" and rows > 0
             if clustered:
                 _cluster(conn, table)
             conn.exec_driver_sql(f'ANALYZE "{table}"')

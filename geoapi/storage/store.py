@@ -31,6 +31,12 @@ SYSTEM_READ = ("version", "created_at", "created_by", "updated_at", "updated_by"
                "batch_id", "extra")
 
 
+def _raise_if_unavailable(exc: sa.exc.DBAPIError) -> None:
+    """A database that cannot be reached is a 503 (DatabaseUnavailableError), not a 500."""
+    if dx.is_unavailable(exc):
+        raise DatabaseUnavailableError(f"database unavailable: {exc.orig}") from exc
+
+
 class Store:
     def __init__(self, engine: sa.Engine, dialect: str, registry: LayerRegistry, *,
                  bounds: tuple[float, float, float, float], city_admin_code: str):
@@ -113,8 +119,7 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except sa.exc.DBAPIError as exc:
-            if dx.is_unavailable(exc):
-                raise DatabaseUnavailableError(f"database unavailable: {exc.orig}") from exc
+            _raise_if_unavailable(exc)
             raise
 
     @asynccontextmanager
@@ -132,8 +137,7 @@ class Store:
             async with self._async_reader[1].connect() as conn:
                 yield conn
         except sa.exc.DBAPIError as exc:
-            if dx.is_unavailable(exc):
-                raise DatabaseUnavailableError(f"database unavailable: {exc.orig}") from exc
+            _raise_if_unavailable(exc)
             raise
 
     # -- reads ---------------------------------------------------------------------------
