@@ -93,8 +93,9 @@ def cmd_cold(a) -> dict:
     with LeanClient(a.geoapi) as cli, LeanClient(a.tipg or a.geoapi) as peer, \
             psycopg.connect(RIG_DSN, autocommit=True) as conn:
         conn.execute("SET max_parallel_workers_per_gather = 0")
+        todo = [t for t in tiles() if not a.only_zoom or t[0] in a.only_zoom]
         for _ in range(a.reps):
-            for z, x, y in tiles():
+            for z, x, y in todo:
                 if a.floor:
                     t0 = time.perf_counter()
                     conn.execute(RIG_SQL, {"z": z, "x": x, "y": y}).fetchone()
@@ -234,6 +235,7 @@ def main() -> None:
         p.add_argument("--features", type=int, default=5000)
         p.add_argument("--floor", action="store_true", help="cold: also time the rig's bare SQL per tile")
         p.add_argument("--dense", type=int, default=10, help="sizes: how many of the densest z12 tiles")
+        p.add_argument("--only-zoom", type=int, nargs="*", default=None, help="cold: only the list's tiles at these zooms")
     a = ap.parse_args()
     out = {"sql": cmd_sql, "cold": cmd_cold, "sizes": cmd_sizes, "load": cmd_load, "lite": cmd_lite,
            "encode": cmd_encode}[a.cmd](a)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -65,9 +66,10 @@ def grow(bounds: tuple[float, float, float, float], buffer: int) -> tuple[float,
 
 
 def mercator_to_lonlat(x: float, y: float) -> tuple[float, float]:
-    lon = np.degrees(x / 6378137.0)
-    lat = np.degrees(2 * np.arctan(np.exp(y / 6378137.0)) - np.pi / 2)
-    return float(lon), float(lat)
+    """One point (scalars: ``math``, a tenth of numpy's per-call cost; every tile request calls it)."""
+    lon = math.degrees(x / 6378137.0)
+    lat = math.degrees(2 * math.atan(math.exp(y / 6378137.0)) - math.pi / 2)
+    return lon, lat
 
 
 def lonlat_to_mercator(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,12 +9,10 @@ from urllib.parse import urlencode
 from layers.spec import LayerSpec
 from tiles.aggregate import count_fields, is_aggregated
 
-ID_DESCRIPTION = "要素编号"
-
 
 def field_descriptions(layer: LayerSpec) -> dict[str, str]:
     """Tile property → 中文 description (with the allowed values of enums)."""
-    out = {"id": ID_DESCRIPTION}
+    out = {}
     for name in layer.tiles.properties:
         f = layer.field(name)
         if f is None:

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import psycopg
 import shapely
 import sqlalchemy as sa
 from sqlalchemy import func
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geoapi.errors import DatabaseUnavailableError, LayerNotFoundError
 from geoapi.storage import dialect as dx
@@ -121,11 +122,14 @@ class Store:
         except sa.exc.DBAPIError as exc:
             _raise_if_unavailable(exc)
             raise
+        except psycopg.OperationalError as exc:   # from a driver cursor (tilesql)
+            raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
 
     @asynccontextmanager
-    async def read_async(self) -> AsyncIterator[AsyncConnection]:
-        """PostGIS: an autocommit connection awaited on the running event loop, for a
-        one-statement read without a thread-pool hop (vector tiles). Errors as in ``read``."""
+    async def read_async(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """PostGIS: an autocommit driver connection (psycopg's), awaited on the running event
+        loop, for a one-statement read without a thread-pool hop or SQLAlchemy's greenlet
+        bridge (vector tiles). Errors as in ``read``."""
         if self.dialect != "postgis":
             raise RuntimeError("read_async needs PostGIS")
         loop = asyncio.get_running_loop()
@@ -135,10 +139,12 @@ class Store:
             self._async_reader = (loop, make_async_reader(self.engine))
         try:
             async with self._async_reader[1].connect() as conn:
-                yield conn
+                yield (await conn.get_raw_connection()).driver_connection
         except sa.exc.DBAPIError as exc:
             _raise_if_unavailable(exc)
             raise
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
 
     # -- reads ---------------------------------------------------------------------------
     def select_columns(self, layer_id: str) -> list:

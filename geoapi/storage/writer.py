@@ -26,7 +26,7 @@ from geoapi.errors import (
     PreconditionFailedError,
     ValidationFailedError,
 )
-from geoapi.storage import pgcopy, pgload, schema
+from geoapi.storage import pgcopy, pgload, schema, zorder
 from geoapi.storage.dialect import greatest
 from geoapi.storage.engine import dump_json
 from geoapi.storage.model import ChangeSet, Feature
@@ -496,6 +496,7 @@ class Writer:
 
     def _insert_chunk(self, layer: LayerSpec, chunk: list[tuple[dict, Any, dict | None]],
                       src_file: str | None, src_crs: str | None) -> int:
+        chunk = zorder.in_zorder(chunk)   # neighbours on neighbouring pages (geoapi.storage.zorder)
         items = [(p, g) for p, g, _ in chunk]
         self._fill_admin_codes(layer, items)
         self._enrich_many(layer, items)
