@@ -42,6 +42,7 @@ echo "== z10-z12 sizes and counts"; $PY bench/tiles_bench.py sizes --db "$DB" --
 $RIG/tipg-up.sh 1 standard
 start_geoapi 0
 echo "== cold tiles, alternating bare SQL / geoapi / tipg"; $PY bench/tiles_bench.py cold --floor --tipg http://127.0.0.1:8081 --reps 1 | tee "$OUT/cold.json"
+echo "== z16 again, 10 passes (1,000 tiles each side: a steadier p95)"; $PY bench/tiles_bench.py cold --floor --only-zoom 16 --reps 10 | tee "$OUT/cold-z16.json"
 echo "== throughput, cache off (every request renders)"
 $PY bench/tiles_bench.py load --tipg http://127.0.0.1:8081 --reps 2 --duration 10 | tee "$OUT/load-cold.json"
 echo "geoapi worker RSS after cold load: $(rss_mb) MB" | tee "$OUT/rss-cold.txt"

@@ -14,7 +14,8 @@ from types import ModuleType
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from geoapi.storage.asyncpool import AsyncReadPool
 
 SPATIALITE_CANDIDATES = (
     "mod_spatialite",
@@ -116,12 +117,12 @@ def _pg_connect_args() -> dict:
     return {"connect_timeout": 5, "options": options}
 
 
-def make_async_reader(engine: Engine) -> AsyncEngine:
-    """PostGIS: an engine for one-statement reads awaited on the event loop (psycopg's async
-    connection), autocommit (no BEGIN / ROLLBACK round trips), the same session settings as
-    ``engine``. Its connections belong to the event loop that opened them."""
-    return create_async_engine(engine.url, json_serializer=dump_json, pool_size=5, max_overflow=5, pool_recycle=1800,
-                               isolation_level="AUTOCOMMIT", connect_args=_pg_connect_args())
+def make_async_reader(engine: Engine) -> AsyncReadPool:
+    """PostGIS: a pool for one-statement reads awaited on the event loop (psycopg's async
+    connection; geoapi.storage.asyncpool), autocommit (no BEGIN / ROLLBACK round trips), the
+    same session settings as ``engine``. Its connections belong to the event loop that opened them."""
+    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return AsyncReadPool(conninfo, size=10, max_age=1800, **_pg_connect_args())
 
 
 def autocommit_reads(conn: Connection) -> Connection:

@@ -14,11 +14,11 @@ import psycopg
 import shapely
 import sqlalchemy as sa
 from sqlalchemy import func
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geoapi.errors import DatabaseUnavailableError, LayerNotFoundError
 from geoapi.storage import dialect as dx
 from geoapi.storage import rowcount, schema, spatial
+from geoapi.storage.asyncpool import AsyncReadPool
 from geoapi.storage.engine import autocommit_reads, make_async_reader, make_engine
 from geoapi.storage.model import ChangeSet, Feature, FeatureQuery, HistoryEntry, Page
 from layers import LayerRegistry, LayerSpec, load_registry
@@ -53,7 +53,7 @@ class Store:
         # Run inside each write, before the row is stored, to fill derived columns
         # (district, unit grid, road segment …). Registered by the services that own them.
         self.enrichers: list[Enricher] = []
-        self._async_reader: tuple[asyncio.AbstractEventLoop, AsyncEngine] | None = None  # read_async
+        self._async_reader: tuple[asyncio.AbstractEventLoop, AsyncReadPool] | None = None  # read_async
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
@@ -76,7 +76,7 @@ class Store:
         """Close the event loop's read connections (read_async), on the loop that opened them."""
         reader, self._async_reader = self._async_reader, None
         if reader is not None:
-            await reader[1].dispose()
+            await reader[1].close()
 
     def ping(self) -> None:
         try:
@@ -138,11 +138,8 @@ class Store:
             # (an app started again) gets new ones; the app's shutdown closes them (close_async).
             self._async_reader = (loop, make_async_reader(self.engine))
         try:
-            async with self._async_reader[1].connect() as conn:
-                yield (await conn.get_raw_connection()).driver_connection
-        except sa.exc.DBAPIError as exc:
-            _raise_if_unavailable(exc)
-            raise
+            async with self._async_reader[1].connection() as conn:
+                yield conn
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
 
