@@ -91,7 +91,7 @@ def cmd_cold(a) -> dict:
     geo, tipg, size, floor = defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(list)
     identity = {"Accept-Encoding": "identity"}
     with LeanClient(a.geoapi) as cli, LeanClient(a.tipg or a.geoapi) as peer, \
-            psycopg.connect(RIG_DSN, autocommit=True) as conn:
+            psycopg.connect(a.floor_dsn, autocommit=True) as conn:
         conn.execute("SET max_parallel_workers_per_gather = 0")
         todo = [t for t in tiles() if not a.only_zoom or t[0] in a.only_zoom]
         for _ in range(a.reps):
@@ -235,6 +235,7 @@ def main() -> None:
         p.add_argument("--features", type=int, default=5000)
         p.add_argument("--floor", action="store_true", help="cold: also time the rig's bare SQL per tile")
         p.add_argument("--dense", type=int, default=10, help="sizes: how many of the densest z12 tiles")
+        p.add_argument("--floor-dsn", default=RIG_DSN, help="cold: the database the bare SQL runs on (default: the rig's)")
         p.add_argument("--only-zoom", type=int, nargs="*", default=None, help="cold: only the list's tiles at these zooms")
     a = ap.parse_args()
     out = {"sql": cmd_sql, "cold": cmd_cold, "sizes": cmd_sizes, "load": cmd_load, "lite": cmd_lite,
