@@ -16,6 +16,7 @@ from geoapi.settings import Settings
 from geoapi.storage import Store
 
 log = logging.getLogger("geoapi")
+SERVER_GC_THRESHOLDS = (50_000, 50, 100)  # gc.set_threshold while the app runs (lifespan)
 
 # Optional routers other parts of the product add (module path, attribute). Each module exposes
 # an APIRouter named `router` and may expose `startup(app)` / `shutdown(app)`.
@@ -57,9 +58,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         # of 1,000 features allocates enough to trigger one every few pages: 200 ms at load 4,
         # now ≈ 5 ms (bench/README.md, Queries).
         gc.freeze()
+        # Requests allocate short-lived objects by the thousand: with the default thresholds a
+        # young-generation pass ran every few requests, and each older-generation pass (1–2 ms)
+        # landed on some request's latency (z16 tiles: p95 1.34–1.39× → 1.30× the bare SQL,
+        # bench/README.md "Sitting T"). Cyclic garbage is rare on these paths.
+        gc_thresholds = gc.get_threshold()
+        gc.set_threshold(*SERVER_GC_THRESHOLDS)
         try:
             yield
         finally:
+            gc.set_threshold(*gc_thresholds)
             for plugin in reversed(plugins):
                 if hasattr(plugin, "shutdown"):
                     await _maybe_await(plugin.shutdown(app))
