@@ -35,7 +35,11 @@ SYSTEM_READ = ("version", "created_at", "created_by", "updated_at", "updated_by"
 def _raise_if_unavailable(exc: sa.exc.DBAPIError) -> None:
     """A database that cannot be reached is a 503 (DatabaseUnavailableError), not a 500."""
     if dx.is_unavailable(exc):
-        raise DatabaseUnavailableError(f"database unavailable: {exc.orig}") from exc
+        raise _unavailable(exc.orig) from exc
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailableError:
+    return DatabaseUnavailableError(f"database unavailable: {exc}")
 
 
 class Store:
@@ -123,7 +127,7 @@ class Store:
             _raise_if_unavailable(exc)
             raise
         except psycopg.OperationalError as exc:   # from a driver cursor (tilesql)
-            raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     @asynccontextmanager
     async def read_async(self) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -141,7 +145,7 @@ class Store:
             async with self._async_reader[1].connection() as conn:
                 yield conn
         except psycopg.OperationalError as exc:
-            raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     # -- reads ---------------------------------------------------------------------------
     def select_columns(self, layer_id: str) -> list:
