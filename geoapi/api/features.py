@@ -34,10 +34,10 @@ ETAG_RE = re.compile(r'^(?:W/)?"(?P<layer>[a-z0-9_]+)-(?P<id>\d+)-v(?P<version>\
 
 
 def json_response(body: Any, status: int = 200, media_type: str = "application/json", headers=None) -> Response:
-    return Response(dump_json(body), status_code=status, media_type=media_type, headers=headers)
+    return Response(_json_bytes(body), status_code=status, media_type=media_type, headers=headers)
 
 
-def dump_json(body: Any) -> bytes:
+def _json_bytes(body: Any) -> bytes:
     """orjson; keys that are not strings (ints, dates) written as strings. orjson checks every
     key when asked to allow those (a page of 1,000 features: 2.9 ms instead of 0.8), so that is
     only asked when the plain call refuses the body."""

@@ -29,7 +29,6 @@ are shared with overlay's grid path.
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,14 +78,13 @@ def _prepare(units: list[bytes]) -> Units | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached(digest: bytes, units: tuple[bytes, ...]) -> Units | None:
+def _cached(units: tuple[bytes, ...]) -> Units | None:
     return _prepare(list(units))
 
 
 def prepare(units: list[bytes]) -> Units | None:
     """The prepared units, built once per distinct set (districts rarely change); None if all empty."""
-    return _cached(hashlib.sha256(b"".join(len(u).to_bytes(8, "little") + u for u in units)).digest(),
-                   tuple(units))
+    return _cached(tuple(units))
 
 
 def meets(units: Units, boxes: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -222,7 +222,7 @@ def install_tile_cells(conn: sa.Connection, store: Store) -> list[str]:
         conn.exec_driver_sql(f"COMMENT ON TABLE {ident(table_name(layer))} IS {_literal(signature(layer))}")
         conn.exec_driver_sql(_function_sql(layer))
         replace_triggers(conn, table, "geoapi_cells", f"{ident(function_name(layer))}()")
-        conn.exec_driver_sql(f"WITH {_delta_ctes(layer, [(ident(table), 1)])} {_upsert(layer)}")
+        _fill(conn, layer, table)
         conn.exec_driver_sql(f"ANALYZE {ident(table_name(layer))}")
         n = conn.exec_driver_sql(f"SELECT count(*) FROM {ident(table_name(layer))}").scalar()
         done.append(f"built {table_name(layer)}: {n} cells at levels {levels(layer).start}–{levels(layer).stop - 1}")
@@ -250,6 +250,11 @@ def pause_for_load(conn: sa.Connection, layer: LayerSpec, table: str) -> bool:
 def fill_after_load(conn: sa.Connection, layer: LayerSpec, table: str) -> None:
     """Count every row of ``table`` into the (empty) cell table and enable the insert trigger again."""
     conn.exec_driver_sql(f"ALTER TABLE {ident(table)} ENABLE TRIGGER geoapi_cells_ins")
+    _fill(conn, layer, table)
+
+
+def _fill(conn: sa.Connection, layer: LayerSpec, table: str) -> None:
+    """Count every row of ``table`` into the empty cell table (a plain INSERT, no conflict checks)."""
     work_mem = conn.exec_driver_sql("SHOW work_mem").scalar_one()
     conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")   # the sorts of a million points stay in memory
     conn.exec_driver_sql(f"WITH {_delta_ctes(layer, [(ident(table), 1)])} {_upsert(layer, empty=True)}")

@@ -168,7 +168,7 @@ def _postgis_layer(store: Store, layer: LayerSpec, tile: TileId | None, f: Layer
     env = _tile_envelope(tile)
     conds = [t.c.geom.op("&&")(_index_envelope(tile, BUFFER)), *_conditions(store, layer, f)]
     geom = func.ST_AsMVTGeom(func.ST_Transform(t.c.geom, 3857), env, EXTENT, BUFFER, True)
-    props = [_pg_property(t, layer.field(n)) for n in layer.tiles.properties if n != "id"]
+    props = [_pg_property(t, layer.field(n)) for n in layer.tiles.properties]
     inner = sa.select(t.c.id.label("fid"), geom.label("geom"), *props).where(*conds)
     inner = inner.subquery(f"q{i}")
     # An aggregate FILTER, not a WHERE on the subquery: the planner would copy a WHERE into the
@@ -243,7 +243,7 @@ def _rowids(table: sa.Table, tile: TileId, buffer: int):
 def _spatialite_features(store: Store, conn: sa.Connection, layer: LayerSpec, tile: TileId,
                          f: LayerFilter | None) -> TileLayer:
     t = store.table(layer.id)
-    fields = [layer.field(n) for n in layer.tiles.properties if n != "id"]
+    fields = [layer.field(n) for n in layer.tiles.properties]
     stmt = (sa.select(t.c.id, func.ST_AsBinary(t.c.geom).label("wkb"), *[t.c[fs.name] for fs in fields])
             .where(t.c.id.in_(_rowids(t, tile, BUFFER)), *_conditions(store, layer, f)))
     rows = conn.execute(stmt).all()

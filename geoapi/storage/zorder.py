@@ -45,10 +45,10 @@ def morton_keys(geoms: np.ndarray) -> np.ndarray:
     return keys
 
 
-def in_zorder(rows: list[tuple[Any, ...]], geom_index: int = 1) -> list[tuple[Any, ...]]:
-    """``rows`` (tuples holding a shapely geometry at ``geom_index``) sorted by ``morton_keys``;
-    rows of equal key keep their order."""
+def in_zorder(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``rows`` (tuples with a shapely geometry second, as the writer's ``(props, geom, extra)``)
+    sorted by ``morton_keys``; rows of equal key keep their order."""
     if len(rows) < 2:
         return rows
-    geoms = np.fromiter((r[geom_index] for r in rows), dtype=object, count=len(rows))
+    geoms = np.fromiter((r[1] for r in rows), dtype=object, count=len(rows))
     return [rows[i] for i in np.argsort(morton_keys(geoms), kind="stable").tolist()]

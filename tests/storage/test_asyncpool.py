@@ -83,7 +83,7 @@ def test_no_more_than_size_connections_at_once(conninfo):
     assert asyncio.run(main()) == 2
 
 
-def test_an_unreachable_server_fails_at_once(tmp_path):
+def test_an_unreachable_server_fails_at_once():
     async def main():
         pool = AsyncReadPool("postgresql://postgres@127.0.0.1:1/nowhere", connect_timeout=2)
         try:
