@@ -89,13 +89,20 @@ class MapPage:
 
     def idle(self, timeout_ms: int = 30_000) -> None:
         """Wait until the map has rendered everything it asked for."""
-        self.page.evaluate("""() => new Promise((resolve) => {
-            map.once('idle', resolve); map.triggerRepaint(); })""")
-        self.page.wait_for_function("() => map.loaded() && map.areTilesLoaded()", timeout=timeout_ms)
+        self.page.evaluate("""(ms) => new Promise((resolve) => {
+            map.once('idle', resolve); setTimeout(resolve, ms); map.triggerRepaint(); })""", timeout_ms)
+        self._loaded(timeout_ms)
 
-    def jump(self, lon: float, lat: float, zoom: float) -> None:
-        self.page.evaluate("""([lon, lat, zoom]) => new Promise((resolve) => {
-            map.once('idle', resolve); map.jumpTo({center: [lon, lat], zoom}); })""", [lon, lat, zoom])
+    def jump(self, lon: float, lat: float, zoom: float, timeout_ms: int = 30_000) -> None:
+        self.page.evaluate("""([lon, lat, zoom, ms]) => new Promise((resolve) => {
+            map.once('idle', resolve); setTimeout(resolve, ms); map.jumpTo({center: [lon, lat], zoom}); })""",
+                           [lon, lat, zoom, timeout_ms])
+        self._loaded(timeout_ms)
+
+    def _loaded(self, timeout_ms: int) -> None:
+        # The 'idle' waits above give up after timeout_ms (an event the page never fires must not
+        # hang the suite: it did once, in CI); this is the condition the tests rely on.
+        self.page.wait_for_function("() => map.loaded() && map.areTilesLoaded()", timeout=timeout_ms)
 
     def tab(self, name: str) -> None:
         self.page.click(f"#tabs button[data-tab={name}]")

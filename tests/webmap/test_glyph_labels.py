@@ -19,6 +19,7 @@ ADD_LABELS = """([lon, lat]) => new Promise((resolve) => {
         'text-size': 32, 'text-allow-overlap': true, 'text-ignore-placement': true},
         paint: {'text-color': '#c00000', 'text-halo-color': '#ffffff', 'text-halo-width': 2}});
     map.once('idle', resolve);
+    setTimeout(resolve, 30000);   // the wait_for_function below checks what matters
 })"""
 
 

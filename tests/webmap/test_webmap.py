@@ -138,8 +138,7 @@ def test_roadchief_shows_the_signboard(map_page):
     mp = map_page
     mp.tab("roadchief")
     mp.page.wait_for_function("() => map.getLayoutProperty('rc-segments', 'visibility') === 'visible'")
-    mp.page.evaluate("""(c) => new Promise((r) => { map.once('idle', r); map.jumpTo({center: c, zoom: 16}); })""",
-                     [CENTER[0] - 0.003, CENTER[1]])
+    mp.jump(CENTER[0] - 0.003, CENTER[1], 16)
     point = mp.page.evaluate("""(c) => { const p = map.project(c); return {x: p.x, y: p.y}; }""",
                              [CENTER[0] - 0.003, CENTER[1]])
     box = mp.page.locator("#map canvas").bounding_box()
