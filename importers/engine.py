@@ -208,8 +208,11 @@ class _Run:
         self.layer, self.source, self.mapping, self.options = layer, source, mapping, options
         self.report, self.transform, self.progress = report, transform, progress
         # Codes already in the registry would fail the unique index mid-transaction; in append
-        # mode they are rejected per row instead.
-        self.store = store if options.mode == "append" else None
+        # mode they are rejected per row instead. Not when the layer is empty: there is nothing
+        # to find, and a PostGIS load into an empty layer holds its lock (geoapi.storage.pgload)
+        # that this thread's queries would wait on while the writer waits for their rows.
+        self.store = store if options.mode == "append" and store is not None and \
+            not _layer_is_empty(store, layer.id) else None
         self.key = code_field(layer)
         self.seen = SeenCodes()
         self.frame: Frame | None = None
@@ -303,6 +306,12 @@ class _Run:
                 for i, code in enumerate(codes):
                     if code is not None and str(code) in existing:
                         problems.add(i, f"{self.key}: {code} is already in the registry (use mode=upsert to update)")
+
+
+def _layer_is_empty(store: Any, layer_id: str) -> bool:
+    t = store.table(layer_id)
+    with store.read() as conn:
+        return not conn.execute(sa.select(sa.exists().select_from(t))).scalar_one()
 
 
 def existing_codes(store: Any, layer_id: str, key: str, codes: list[str]) -> set[str]:

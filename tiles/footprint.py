@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from tiles.grid import BUFFER, EXTENT, WORLD, TileId, tiles_touching, to_mercator
+from tiles.grid import BUFFER, EXTENT, WORLD, TileId, lonlat_to_mercator, tiles_touching
 
 MAX_TILES_PER_ZOOM = 4096
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -50,9 +50,10 @@ class TileFootprint:
             return
         points = shapely.get_type_id(arr) == 0
         if points.any():
-            xy = shapely.get_coordinates(to_mercator(arr[points]))
+            lonlat = shapely.get_coordinates(arr[points])   # points: no geometries built on the way
+            mx, my = lonlat_to_mercator(lonlat[:, 0], lonlat[:, 1])
             for z in open_zooms:
-                self._put(z, _point_keys(xy[:, 0], xy[:, 1], z))
+                self._put(z, _point_keys(mx, my, z))
         if not points.all():
             zooms = [z for z in open_zooms if z not in self.whole]
             if zooms:

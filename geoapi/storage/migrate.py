@@ -67,14 +67,21 @@ def _geography_indexes(conn: sa.Connection, store: Store) -> list[str]:
         return []
     from geoapi.storage.schema import geography_index_ddl
 
-    have = set(conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()").scalars())
+    have = dict(conn.exec_driver_sql(
+        "SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'i' AND n.nspname = current_schema()").all())
     done = []
     for layer in store.registry:
         ddl = geography_index_ddl(layer)
-        if ddl:
+        name = f"ix_{layer.id}_geog"
+        if not ddl:
+            continue
+        if name not in have:
             conn.exec_driver_sql(ddl)
-            if f"ix_{layer.id}_geog" not in have:
-                done.append(f"created index ix_{layer.id}_geog")
+            done.append(f"created index {name}")
+        elif "buffering=on" not in (have[name] or []):   # made before the option: the next rebuild uses it
+            conn.exec_driver_sql(f'ALTER INDEX "{name}" SET (buffering = on)')
+            done.append(f"index {name}: buffered builds")
     return done
 
 

@@ -12,10 +12,13 @@ value of each row through the driver's ``write_row`` cost more than the rest of 
 from __future__ import annotations
 
 import datetime as dt
+import struct
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import shapely
 import sqlalchemy as sa
 
 NULL = "\\N"
@@ -87,15 +90,36 @@ def text_column(values: list[Any], json_text: Callable[[Any], str], *, as_json: 
     return out
 
 
-def constant_column(value: Any, n: int, json_text: Callable[[Any], str]) -> list[str]:
-    return [_scalar_text(value, json_text)] * n
+def constant_text(values: Iterable[Any], json_text: Callable[[Any], str]) -> str:
+    """Columns with the same value in every row, as the COPY text they add to each row."""
+    return "\t".join(_scalar_text(v, json_text) for v in values)
 
 
-def copy_body(texts: Sequence[list[str]]) -> bytes:
-    """COPY-text columns (same length) as the bytes of one COPY: rows of tab-separated values."""
+def hex_ewkb(geoms: np.ndarray, srid: int) -> list[str]:
+    """Hex EWKB with ``srid`` per geometry, the form the geometry type's COPY input reads.
+
+    2D points (the bulk case) are laid out in one numpy buffer (25 bytes each: byte order,
+    type with the SRID flag, SRID, x, y) and hexed at once, ~10x faster than shapely's
+    per-geometry writer; anything else goes through shapely."""
+    n = len(geoms)
+    if n and (shapely.get_type_id(geoms) == 0).all() and not shapely.has_z(geoms).any() \
+            and not shapely.is_empty(geoms).any():
+        buf = np.empty((n, 25), dtype=np.uint8)
+        buf[:, :9] = np.frombuffer(struct.pack("<BII", 1, 0x20000001, srid), dtype=np.uint8)
+        buf[:, 9:] = np.ascontiguousarray(shapely.get_coordinates(geoms), dtype="<f8").view(np.uint8)
+        text = buf.tobytes().hex().upper()
+        return [text[i:i + 50] for i in range(0, 50 * n, 50)]
+    return shapely.to_wkb(shapely.set_srid(geoms, srid), hex=True, include_srid=True, flavor="extended").tolist()
+
+
+def copy_body(texts: Sequence[list[str]], constant: str | None = None) -> bytes:
+    """COPY-text columns (same length) as the bytes of one COPY: rows of tab-separated values,
+    each ending with ``constant`` (constant_text: columns the same in every row) when given."""
     if not texts or not texts[0]:
         return b""
-    return ("\n".join(map("\t".join, zip(*texts, strict=True))) + "\n").encode()
+    end = "\n" if constant is None else f"\t{constant}\n"
+    rows = texts[0] if len(texts) == 1 else map("\t".join, zip(*texts, strict=True))
+    return (end.join(rows) + end).encode()
 
 
 def copy_data(conn: sa.Connection, table: sa.Table, columns: Sequence[str], parts: Sequence[bytes]) -> None:

@@ -270,17 +270,30 @@ class Store:
         return conn.execute(sa.select(func.count()).select_from(t).where(*conds)).scalar_one()
 
     def history(self, layer_id: str, fid: int) -> list[HistoryEntry]:
-        """The feature's history entries, oldest first; snapshots with every field (expand_snapshot)."""
-        from geoapi.storage.writer import expand_snapshot
+        """The feature's history entries, oldest first; snapshots with every field (expand_snapshot).
+
+        An insert entry stores no ``after`` (geoapi.storage.writer, "History"): the row as
+        inserted is the ``before`` of the feature's next entry or, while there is none, the row
+        as it is now. Entries written before that rule keep their own ``after``.
+        """
+        from geoapi.storage.writer import expand_snapshot, snapshot
 
         layer = self.layer(layer_id)
         h = schema.history
         stmt = (sa.select(h).where(h.c.layer == layer_id, h.c.feature_id == fid).order_by(h.c.id))
         with self.read() as conn:
             rows = conn.execute(stmt).all()
+            afters = [r.after for r in rows]
+            for i, r in enumerate(rows):
+                if r.op != "insert" or r.after is not None:
+                    continue
+                if i + 1 < len(rows):
+                    afters[i] = rows[i + 1].before
+                elif (now := self.get(layer_id, fid, conn=conn)) is not None:
+                    afters[i] = snapshot(now.props, now.geometry)
         return [HistoryEntry(version=r.version, op=r.op, actor=r.actor, at=r.at, batch_id=r.batch_id,
-                             before=expand_snapshot(layer, r.before), after=expand_snapshot(layer, r.after))
-                for r in rows]
+                             before=expand_snapshot(layer, r.before), after=expand_snapshot(layer, after))
+                for r, after in zip(rows, afters, strict=True)]
 
     # -- writes --------------------------------------------------------------------------
     @contextmanager

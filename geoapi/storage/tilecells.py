@@ -21,15 +21,18 @@ from __future__ import annotations
 import json
 import logging
 import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import numpy as np
+import shapely
 import sqlalchemy as sa
 from sqlalchemy import func
 
 from geoapi.storage.migrate import POST_UPGRADE
 from geoapi.storage.triggers import TRIGGERS, replace_triggers
 from layers.spec import LayerSpec
-from tiles.aggregate import CELL_BITS, CELL_UNITS, CELLS, aggregated_zooms
+from tiles.aggregate import CELL_BITS, CELL_UNITS, CELLS, aggregated_zooms, global_cells
 from tiles.grid import MAX_LAT, TileId
 
 if TYPE_CHECKING:
@@ -251,6 +254,105 @@ def fill_after_load(conn: sa.Connection, layer: LayerSpec, table: str) -> None:
     """Count every row of ``table`` into the (empty) cell table and enable the insert trigger again."""
     conn.exec_driver_sql(f"ALTER TABLE {ident(table)} ENABLE TRIGGER geoapi_cells_ins")
     _fill(conn, layer, table)
+
+
+def fill_from_tally(conn: sa.Connection, layer: LayerSpec, table: str, tally: LoadTally) -> None:
+    """``fill_after_load`` from counts the writer kept as it prepared the rows (LoadTally): one
+    binary COPY of the cells instead of a pass over every row once the last one is in."""
+    conn.exec_driver_sql(f"ALTER TABLE {ident(table)} ENABLE TRIGGER geoapi_cells_ins")
+    if tally.empty:
+        return
+    cols = ", ".join(ident(c) for c in (*KEY, "n", *extra_columns(layer)))
+    with conn.connection.driver_connection.cursor() as cur, \
+            cur.copy(f"COPY {ident(table_name(layer))} ({cols}) FROM STDIN (FORMAT binary)") as cp:
+        for part in tally.copy_binary():
+            cp.write(part)
+
+
+class LoadTally:
+    """The cell counts of a point layer's initial load, kept by the writer chunk by chunk.
+
+    ``add`` takes each chunk's points and the values written for ``status`` and ``is_smart``;
+    the cells come from tiles.aggregate.global_cells (the formula of ``cell_sql``, operation for
+    operation), counted with numpy at the finest level only and summed up the levels at the
+    end. Memory is bounded by the number of non-empty finest cells, not by the rows.
+    """
+
+    _MERGE_EVERY = 16   # chunks whose counts are kept apart before they are merged
+
+    def __init__(self, layer: LayerSpec):
+        self.layer = layer
+        self.top = levels(layer).stop - 1
+        self.statuses = list(layer.status.values)
+        self.smart = smart_column(layer) is not None
+        self._classes = 2 * (len(self.statuses) + 1)   # (status or none) × (smart or not)
+        self._keys: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
+
+    @classmethod
+    def for_layer(cls, layer: LayerSpec) -> LoadTally | None:
+        """A tally for a point layer with a cell table (None otherwise: the SQL fill counts it)."""
+        fits = levels(layer) and 2 * (levels(layer).stop - 1) + 5 < 63   # cell and class in one int64
+        return cls(layer) if fits and layer.geometry == "Point" else None
+
+    def add(self, geoms: np.ndarray, columns: dict[str, list]) -> None:
+        """Count one chunk: 2D point geometries and its written columns (absent: all NULL)."""
+        xy = shapely.get_coordinates(geoms)
+        gx, gy = global_cells(xy[:, 0], xy[:, 1], self.top)
+        lut = {v: i for i, v in enumerate(self.statuses)}
+        none = len(self.statuses)
+        status = columns.get("status")
+        cls = np.zeros(len(gx), dtype=np.int64) + 2 * none if status is None else \
+            2 * np.fromiter((lut.get(v, none) for v in status), dtype=np.int64, count=len(gx))
+        smart = columns.get(SMART_FIELD) if self.smart else None
+        if smart is not None:
+            cls += np.fromiter((v is True for v in smart), dtype=np.int64, count=len(gx))
+        keys, counts = np.unique(((gx << self.top) | gy) * self._classes + cls, return_counts=True)
+        self._keys.append(keys)
+        self._counts.append(counts)
+        if len(self._keys) >= self._MERGE_EVERY:
+            self._merge()
+
+    def _merge(self) -> None:
+        if len(self._keys) > 1:
+            keys, inverse = np.unique(np.concatenate(self._keys), return_inverse=True)
+            self._keys = [keys]
+            self._counts = [np.bincount(inverse, weights=np.concatenate(self._counts)).astype(np.int64)]
+
+    @property
+    def empty(self) -> bool:
+        return not any(len(k) for k in self._keys)
+
+    def copy_binary(self) -> Iterator[bytes]:
+        """Every level's cells as the parts of one binary COPY (level, tx, ty, cx, cy, n,
+        counts…), in key order, a level at a time.
+
+        A million points make ~700,000 cells over five levels: as fixed-width binary rows they
+        are laid out by numpy at once, where COPY text would be a string per value."""
+        self._merge()
+        if self.empty:
+            return
+        keys, counts = self._keys[0], self._counts[0]
+        cell, cls = np.divmod(keys, self._classes)
+        gx, gy = cell >> self.top, cell & ((1 << self.top) - 1)
+        status, smart = np.divmod(cls, 2)
+        columns = [(status == i) for i in range(len(self.statuses))] + ([smart == 1] if self.smart else [])
+        ints = ["tx", "ty", "cx", "cy", "n", *(f"c{i}" for i in range(len(columns)))]
+        row = np.dtype([("fields", ">i2"), ("level_len", ">i4"), ("level", ">i2"),
+                        *((f, [("len", ">i4"), ("v", ">i4")]) for f in ints)])
+        yield b"PGCOPY\n\xff\r\n\x00" + bytes(8)   # signature, flags, header extension length
+        for level in levels(self.layer):
+            shift = self.top - level
+            at, inverse = np.unique(((gx >> shift) << level) | (gy >> shift), return_inverse=True)
+            cx, cy = at >> level, at & ((1 << level) - 1)
+            order = np.lexsort((cy, cx, cy >> CELL_BITS, cx >> CELL_BITS))   # the primary key's order
+            sums = [np.bincount(inverse, weights=counts * c, minlength=len(at)) for c in [1, *columns]]
+            out = np.zeros(len(at), dtype=row)
+            out["fields"], out["level_len"], out["level"] = 1 + len(ints), 2, level
+            for name, values in zip(ints, [cx >> CELL_BITS, cy >> CELL_BITS, cx, cy, *sums], strict=True):
+                out[name]["len"], out[name]["v"] = 4, values[order]
+            yield out.tobytes()
+        yield b"\xff\xff"   # end of data
 
 
 def _fill(conn: sa.Connection, layer: LayerSpec, table: str) -> None:

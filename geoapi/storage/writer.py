@@ -1,4 +1,12 @@
-"""Writes inside one transaction: validation, 部件标识码 allocation, the row, its history."""
+"""Writes inside one transaction: validation, 部件标识码 allocation, the row, its history.
+
+History: one entry per change of a feature (insert, update, delete) with who, when, the batch
+and the version. An update or a delete stores the row before it (``before``; an update also
+``after``); an insert stores neither: the row as inserted is the ``before`` of the feature's next
+entry or, until there is one, the row itself, and ``Store.history`` reads it from there. A bulk
+load of a million rows then writes a million small entries instead of a million copies of its
+rows (bench/README.md, "Imports"). Snapshots leave out empty (NULL) fields.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +21,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 import shapely
 import sqlalchemy as sa
 from shapely.geometry import mapping
@@ -26,7 +33,7 @@ from geoapi.errors import (
     PreconditionFailedError,
     ValidationFailedError,
 )
-from geoapi.storage import pgcopy, pgload, schema, zorder
+from geoapi.storage import pgcopy, pgload, schema, tilecells, zorder
 from geoapi.storage.dialect import greatest
 from geoapi.storage.engine import dump_json
 from geoapi.storage.model import ChangeSet, Feature
@@ -120,6 +127,7 @@ class Writer:
         self._copying: LayerSpec | None = None
         self._may_defer = False
         self._deferred: pgload.InitialLoad | None = None
+        self._tally: tilecells.LoadTally | None = None   # cell counts of a possible initial load
 
     # -- helpers ---------------------------------------------------------------------------
     def _change(self, layer_id: str, op: str) -> ChangeSet:
@@ -167,7 +175,8 @@ class Writer:
     def _fill_admin_codes(self, layer: LayerSpec, items: list[tuple[dict, Any]]) -> None:
         """``_fill_admin_code`` for a whole chunk: the districts are read once per transaction and
         matched in memory (an STRtree), instead of one spatial query per row."""
-        todo = [(props, geom) for props, geom in items if not props.get("admin_code")]
+        has_code = list(map(operator.methodcaller("get", "admin_code"), map(operator.itemgetter(0), items)))
+        todo = items if not any(has_code) else [item for item, code in zip(items, has_code, strict=True) if not code]
         if not todo or layer.id == "districts" or "districts" not in self.store.registry:
             return
         if self._districts is None:
@@ -177,7 +186,8 @@ class Writer:
         codes, tree = self._districts
         found: dict[int, str] = {}
         if codes:
-            points = shapely.point_on_surface(np.array([g for _, g in todo], dtype=object))
+            points = shapely.point_on_surface(np.fromiter(map(operator.itemgetter(1), todo), dtype=object,
+                                                          count=len(todo)))
             for i, j in zip(*tree.query(points, predicate="within"), strict=True):
                 found.setdefault(int(i), codes[j])
         for i, (props, _geom) in enumerate(todo):
@@ -294,7 +304,7 @@ class Writer:
             fid = self.conn.execute(t.insert().values(values).returning(t.c.id)).scalar_one()
         except sa.exc.IntegrityError as exc:
             raise ConflictError(f"{layer.title}: the database refused the feature ({exc.orig})") from exc
-        self._history([self._history_row(layer_id, fid, 1, "insert", None, snapshot(props, geom))])
+        self._history([self._history_row(layer_id, fid, 1, "insert", None, None)])
         self._change(layer_id, "insert").record([fid], new=[geom])
         return self.store.get(layer_id, fid, conn=self.conn)
 
@@ -378,7 +388,7 @@ class Writer:
         except sa.exc.IntegrityError as exc:
             raise ConflictError(f"{layer.title}: cannot restore feature {fid}: its id or code is taken "
                                 f"({exc.orig})") from exc
-        self._history([self._history_row(layer_id, fid, version, "insert", None, snapshot(props, geom))])
+        self._history([self._history_row(layer_id, fid, version, "insert", None, None)])
         self._change(layer_id, "insert").record([fid], new=[geom])
         return self.store.get(layer_id, fid, conn=self.conn)
 
@@ -409,6 +419,7 @@ class Writer:
         self._may_defer = (self._copies is not None and mode != "upsert"
                            and pgload.is_empty(self.conn, self.store.table(layer_id)))
         self._deferred = None
+        self._tally = tilecells.LoadTally.for_layer(layer) if self._may_defer else None
         if mode == "replace":
             counts["deleted"] = self._delete_all(layer_id)
         key = layer.code_field or ("obj_code" if layer.identifier else None)
@@ -422,7 +433,7 @@ class Writer:
                     counts[k] += v
             self._flush_copies()
             if self._deferred is not None:
-                self._deferred.restore()
+                self._deferred.restore(self._tally)
         except BaseException:
             if self._copies is not None:   # let a COPY in flight end before the rollback
                 self._copies.drop()
@@ -434,12 +445,15 @@ class Writer:
                 self._deferred.abandon()
             raise
         finally:
-            self._may_defer, self._deferred = False, None
+            self._may_defer, self._deferred, self._tally = False, None, None
         return counts
 
     def _write_chunk(self, layer: LayerSpec, chunk: list, start: int, key: str | None, mode: str,
                      src_file: str | None, src_crs: str | None, validated: bool) -> dict[str, int]:
         counts = {"rows": len(chunk), "inserted": 0, "updated": 0}
+        if validated and mode != "upsert" and all(map((3).__eq__, map(len, chunk))):
+            counts["inserted"] += self._insert_chunk(layer, chunk, src_file, src_crs)   # the import's rows as they are
+            return counts
         chunk_extras = [r[2] if len(r) > 2 else None for r in chunk]
         chunk = [(r[0], r[1]) for r in chunk]
         if not validated:
@@ -497,26 +511,29 @@ class Writer:
     def _insert_chunk(self, layer: LayerSpec, chunk: list[tuple[dict, Any, dict | None]],
                       src_file: str | None, src_crs: str | None) -> int:
         chunk = zorder.in_zorder(chunk)   # neighbours on neighbouring pages (geoapi.storage.zorder)
-        items = [(p, g) for p, g, _ in chunk]
+        props, geoms = list(map(operator.itemgetter(0), chunk)), list(map(operator.itemgetter(1), chunk))
+        items = list(zip(props, geoms, strict=True))
+        if self._copies is not None:
+            self._wait_copies()   # the COPY started for an earlier chunk has ended: the connection is free
         self._fill_admin_codes(layer, items)
         self._enrich_many(layer, items)
         self.assign_codes(layer, items)
         if self._copies is not None:
             ids = pgcopy.reserve_ids(self.conn, self.store.table(layer.id), len(chunk))
-            # The chunks queued so far are copied while this one's text is built; the statements
-            # above came first, as they need the connection.
-            if self._copies.queued_rows >= COPY_ROWS:
+            # The chunks queued so far are copied while this one's text is built, and while the
+            # next chunk is read, up to its own statements above (they need the connection).
+            # During an initial load that is every chunk; otherwise chunks are joined into
+            # statements of COPY_ROWS rows, for the statement triggers (CopyPipe).
+            if self._copies.queued_rows >= (1 if self._deferred is not None else COPY_ROWS):
                 if self._may_defer:
                     self._may_defer = False
                     self._deferred = pgload.InitialLoad.defer(self.conn, layer, self.store.table(layer.id))
                 self._copies.start()
-            self._copies.add(self._copy_jobs(layer, chunk, ids, src_file, src_crs), len(chunk))
+            self._copies.add(self._copy_jobs(layer, chunk, props, geoms, ids, src_file, src_crs), len(chunk))
             self._copying = layer   # for the message of a refused COPY (one layer per write_many)
         else:
-            ids = self._insert_values(layer, chunk, src_file, src_crs)
-        self._change(layer.id, "insert").record(ids, new=[g for _, g, _ in chunk])
-        if self._copies is not None:
-            self._wait_copies()   # the caller may use the connection again
+            ids = self._insert_values(layer, chunk, props, geoms, src_file, src_crs)
+        self._change(layer.id, "insert").record(ids, new=geoms)
         return len(ids)
 
     def _wait_copies(self) -> None:
@@ -544,78 +561,67 @@ class Writer:
                 for props, geom in items:
                     enricher(self.conn, layer, props, geom)
 
-    def _field_columns(self, layer: LayerSpec, chunk: list) -> dict[str, list[Any]]:
+    def _field_columns(self, layer: LayerSpec, props: list[dict]) -> dict[str, list[Any]]:
         """The chunk's field values column by column.
 
         Columns NULL in every row of the chunk are left out (of the statement and of the history
         snapshot): they are stored as NULL all the same (no field column has a server default),
         and most of a layer's fields are empty in a survey delivery.
         """
-        props = [p for p, _, _ in chunk]
-        n = len(chunk)
-        keys = props[0].keys()
-        if all(p.keys() == keys for p in props):
-            # the importer gives every row of a batch the same fields: one C-level transpose
-            names = [f.name for f in layer.all_fields if f.name in keys]
-            if len(names) > 1:
-                cols = dict(zip(names, map(list, zip(*map(operator.itemgetter(*names), props), strict=True)),
-                                strict=True))
-            else:
-                cols = {name: [p[name] for p in props] for name in names}
-        else:
+        n = len(props)
+        keys = list(props[0])
+        try:
+            # The importer gives every row of a batch the same fields: rows of the same size that
+            # all have the first row's keys have the same keys (else KeyError). Each dict is
+            # visited once (its values as a tuple: the dicts are scattered in memory), then the
+            # tuples column by column (a zip(*rows) transpose of 25,000 tuples was slower).
+            if not keys or len(set(map(len, props))) > 1:
+                raise KeyError
+            names = [f.name for f in layer.all_fields if f.name in props[0]]
+            rows = list(map(operator.itemgetter(*names, *keys, *keys), props))   # always a tuple
+            cols = {name: [r[i] for r in rows] for i, name in enumerate(names)}
+        except KeyError:
             cols = {f.name: [p.get(f.name) for p in props] for f in layer.all_fields}
         t = self.store.table(layer.id)
         return {name: v for name, v in cols.items() if v.count(None) < n or t.c[name].server_default is not None}
 
-    def _system_columns(self, chunk: list, src_file: str | None, src_crs: str | None) -> dict[str, list[Any]]:
-        n = len(chunk)
-        cols = dict(version=[1] * n, created_at=[self.now] * n, created_by=[self.actor] * n,
-                    updated_at=[self.now] * n, updated_by=[self.actor] * n, batch_id=[self.batch_id] * n,
-                    src_file=[src_file] * n, src_crs=[src_crs] * n)
-        extra = [e for _, _, e in chunk]
-        if extra.count(None) < n:
-            cols["extra"] = extra
-        return cols
+    def _system_values(self, src_file: str | None, src_crs: str | None) -> dict[str, Any]:
+        """The system columns of inserted rows: the same for every row of a write."""
+        return dict(version=1, created_at=self.now, created_by=self.actor, updated_at=self.now,
+                    updated_by=self.actor, batch_id=self.batch_id, src_file=src_file, src_crs=src_crs)
 
     @staticmethod
-    def _history_after(fields: dict[str, list[Any]], geoms: list) -> list[str]:
-        """snapshot(props, geom) as JSON text per row, from the chunk's field columns (orjson,
-        points without mapping()); like snapshot(), fields that are None are left out."""
-        names = list(fields)
-        rows = zip(*fields.values(), strict=True) if names else ((),) * len(geoms)
-        if any(None in v for v in fields.values()):
-            props = ({k: v for k, v in zip(names, row, strict=True) if v is not None} for row in rows)
-        else:
-            props = (dict(zip(names, row, strict=True)) for row in rows)
-        dumps, opt = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
-        return [dumps({"properties": p, "geometry": g}, default=_json_default, option=opt).decode()
-                for p, g in zip(props, geojson_geometries(geoms), strict=True)]
+    def _extra_column(chunk: list) -> dict[str, list[Any]]:
+        """``{"extra": [...]}`` when a row of the chunk has unmapped columns, else nothing."""
+        extra = [e for _, _, e in chunk]
+        return {"extra": extra} if extra.count(None) < len(extra) else {}
 
-    def _copy_jobs(self, layer: LayerSpec, chunk: list, ids: list[int], src_file: str | None,
-                   src_crs: str | None) -> list[pgcopy.Job]:
+    def _copy_jobs(self, layer: LayerSpec, chunk: list, props: list[dict], geoms: list, ids: list[int],
+                   src_file: str | None, src_crs: str | None) -> list[pgcopy.Job]:
         """PostGIS: the chunk's rows and their history entries as COPY text (geoapi.storage.pgcopy)."""
         t = self.store.table(layer.id)
         n = len(chunk)
         json_cols = {f.name for f in layer.all_fields if f.type in ("json", "enum_list")} | {"extra"}
-        plain = [g for _, g, _ in chunk]
-        geoms = shapely.set_srid(np.array(plain, dtype=object), schema.SRID)
-        ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True, flavor="extended").tolist()
-        fields = self._field_columns(layer, chunk)
-        cols = {**fields, **self._system_columns(chunk, src_file, src_crs)}
+        geoms = np.fromiter(geoms, dtype=object, count=n)
+        fields = self._field_columns(layer, props)
+        cols = {**fields, **self._extra_column(chunk)}
+        system = self._system_values(src_file, src_crs)
         ids_text = [str(i) for i in ids]
         texts = [ids_text]
         texts += [pgcopy.text_column(values, dump_json, as_json=name in json_cols) for name, values in cols.items()]
-        texts.append(ewkb)
-        rows = pgcopy.copy_body(texts)   # bytes: a fraction of the memory of the str columns
-        del texts, ewkb
-        const = [pgcopy.constant_column(v, n, dump_json) for v in (layer.id, 1, "insert", self.actor, self.now,
-                                                                      self.batch_id, None)]
-        after = pgcopy.escape_strings(self._history_after(fields, plain))
-        return [(t, ["id", *cols, "geom"], rows),
-                (schema.history, ["layer", "feature_id", "version", "op", "actor", "at", "batch_id", "before",
-                                  "after"], pgcopy.copy_body([const[0], ids_text, *const[1:], after]))]
+        texts.append(pgcopy.hex_ewkb(geoms, schema.SRID))
+        rows = pgcopy.copy_body(texts, pgcopy.constant_text(system.values(), dump_json))   # bytes: compact
+        del texts
+        if self._tally is not None:
+            self._tally.add(geoms, fields)
+        # insert entries carry no snapshot (module docstring, "History")
+        entry = pgcopy.constant_text((layer.id, 1, "insert", self.actor, self.now, self.batch_id), dump_json)
+        return [(t, ["id", *cols, "geom", *system], rows),
+                (schema.history, ["feature_id", "layer", "version", "op", "actor", "at", "batch_id"],
+                 pgcopy.copy_body([ids_text], entry))]
 
-    def _insert_values(self, layer: LayerSpec, chunk: list, src_file: str | None, src_crs: str | None) -> list[int]:
+    def _insert_values(self, layer: LayerSpec, chunk: list, props: list[dict], geoms: list, src_file: str | None,
+                       src_crs: str | None) -> list[int]:
         """SpatiaLite: one prepared INSERT run by the driver's executemany, ids given explicitly.
 
         The writer holds SQLite's write lock (BEGIN IMMEDIATE), so the ids after the table's
@@ -629,8 +635,10 @@ class Writer:
         top = self.conn.execute(sa.select(func.max(t.c.id))).scalar()
         first = max(seq or 0, top or 0) + 1
         ids = list(range(first, first + len(chunk)))
-        fields = self._field_columns(layer, chunk)
-        cols = {**fields, **self._system_columns(chunk, src_file, src_crs)}
+        fields = self._field_columns(layer, props)
+        n = len(chunk)
+        cols = {**fields, **{k: [v] * n for k, v in self._system_values(src_file, src_crs).items()},
+                **self._extra_column(chunk)}
         for name, values in cols.items():
             process = t.c[name].type._cached_bind_processor(dialect)
             if process is None:
@@ -639,7 +647,7 @@ class Writer:
                 cols[name] = [process(values[0])] * len(values)
             else:
                 cols[name] = [process(v) for v in values]
-        wkb = shapely.to_wkb(np.array([g for _, g, _ in chunk], dtype=object), flavor="iso").tolist()
+        wkb = shapely.to_wkb(np.array(geoms, dtype=object), flavor="iso").tolist()
         names = ", ".join(f'"{c}"' for c in ["id", *cols, "geom"])
         marks = ", ".join(["?"] * (len(cols) + 1))
         sql = f'INSERT INTO "{t.name}" ({names}) VALUES ({marks}, ST_GeomFromWKB(?, {schema.SRID}))'
@@ -657,28 +665,11 @@ class Writer:
         at = h.c.at.type._cached_bind_processor(dialect)
         stamp = at(self.now) if at else self.now
         cur = self.conn.connection.driver_connection.cursor()
-        try:
-            cur.executemany('INSERT INTO "history" (layer, feature_id, version, op, actor, at, batch_id, "before", '
-                            '"after") VALUES (?, ?, 1, \'insert\', ?, ?, ?, NULL, ?)',
-                            ((layer.id, fid, self.actor, stamp, self.batch_id, after)
-                             for fid, after in zip(ids, self._history_after(fields, [g for _, g, _ in chunk]),
-                                                   strict=True)))
+        try:   # insert entries carry no snapshot (module docstring, "History")
+            cur.executemany('INSERT INTO "history" (layer, feature_id, version, op, actor, at, batch_id) '
+                            'VALUES (?, ?, 1, \'insert\', ?, ?, ?)',
+                            ((layer.id, fid, self.actor, stamp, self.batch_id) for fid in ids))
         finally:
             cur.close()
         return ids
 
-
-def _json_default(value: Any) -> Any:
-    """What orjson cannot write itself, as jsonable() would."""
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def geojson_geometries(geoms: list) -> list[Any]:
-    """``mapping(g)`` for each geometry; 2D points (the bulk case) from one coordinate array."""
-    arr = np.array(geoms, dtype=object)
-    if len(arr) and (shapely.get_type_id(arr) == 0).all() and not shapely.has_z(arr).any() \
-            and not shapely.is_empty(arr).any():
-        return [{"type": "Point", "coordinates": xy} for xy in map(tuple, shapely.get_coordinates(arr).tolist())]
-    return [mapping(g) if g is not None else None for g in geoms]

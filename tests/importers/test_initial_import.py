@@ -51,3 +51,17 @@ def test_an_initial_import_has_its_indexes_and_rolls_back_as_a_batch(pg, make_sh
     assert _state(pg) == (40, 40, indexes)
     result = rollback_batch(pg, report.batch_id, actor="admin")
     assert result.deleted == 40 and _state(pg) == (0, 80, indexes)
+
+
+def test_an_initial_import_with_codes_read_in_small_batches_checks_them_without_waiting_on_its_own_lock(
+        pg, make_shapefile, monkeypatch):
+    """The registry check of a delivery's codes runs in the reading thread on its own connection;
+    once the load holds the layer's lock (pgload), that connection must not be left waiting on it
+    (it was: a delivery of 150,000 rows with codes hung)."""
+    from importers import engine
+
+    monkeypatch.setattr(engine._Run.checked, "__defaults__", (4,))   # rows handed over at a time: the reader keeps close
+    codes = [f"41080201030{i:05d}" for i in range(1, 61)]
+    report = run_recorded_import(pg, _delivery(make_shapefile, "batched", codes),
+                                 ImportOptions(layer="manholes", actor="surveyor", batch_size=8))
+    assert report.state == "done" and report.imported == 60 == pg.count("manholes")

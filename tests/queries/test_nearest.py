@@ -176,6 +176,23 @@ def test_postgis_point_layers_have_an_idempotent_geography_index(backend, store)
     assert not [line for line in store.upgrade() if "geog" in line]  # second run creates nothing
 
 
+@pytest.mark.postgis
+def test_the_geography_index_is_built_buffered_and_an_older_one_is_set_so_on_upgrade(backend, store):
+    if backend != "postgis":
+        pytest.skip("the geography index is PostGIS only")
+
+    def options() -> list | None:
+        with store.read() as conn:
+            return conn.exec_driver_sql("SELECT reloptions FROM pg_class WHERE relname = 'ix_manholes_geog'").scalar()
+
+    assert options() == ["buffering=on"]
+    with store.engine.begin() as conn:   # as made before the option
+        conn.exec_driver_sql('ALTER INDEX "ix_manholes_geog" RESET (buffering)')
+    assert options() is None
+    assert "index ix_manholes_geog: buffered builds" in store.upgrade()
+    assert options() == ["buffering=on"]
+
+
 def _postgis_only(backend: str) -> None:
     if backend != "postgis":
         pytest.skip("the geography KNN path is PostGIS only")

@@ -44,23 +44,34 @@ def test_a_change_set_folds_its_geometries_beyond_the_limit(monkeypatch):
     assert set(ch.footprint.tiles()) == tiles and ch.footprint.whole == whole
 
 
-def test_history_snapshots_are_stored_compact_and_read_in_full(store):
+def test_insert_entries_store_no_snapshot_and_read_the_row_as_inserted(store):
+    """An insert's history entry stores no ``after`` (geoapi.storage.writer, "History"): the API
+    reads it from the row while the row is unchanged, then from the next entry's ``before``;
+    snapshots that are stored leave out NULL fields and come back with every field."""
     store.bulk_write("manholes", points(3), actor="t")
     store.bulk_write("manholes", [({"well_use": "污水", "well_depth_m": 2.5}, Point(113.25, 35.23))], actor="t",
                      mode="append")
+    layer = store.layer("manholes")
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(schema.history.c.feature_id, schema.history.c.after)).all()
-    for fid, after in rows:
-        after = json.loads(after) if isinstance(after, str) else after
-        assert None not in after["properties"].values()      # NULL fields are not written
+        rows = conn.execute(sa.select(schema.history.c.feature_id, schema.history.c.op, schema.history.c.after)).all()
+    assert len(rows) == 4 and {(op, after) for _, op, after in rows} == {("insert", None)}
+    for fid, _, _ in rows:
         (entry,) = store.history("manholes", fid)
-        layer = store.layer("manholes")
-        assert set(entry.after["properties"]) >= {f.name for f in layer.all_fields}   # all back on read
-        assert entry.after["properties"] == {**{f.name: None for f in layer.all_fields}, **after["properties"]}
+        now = store.get("manholes", fid)
+        assert entry.after["properties"] == {**{f.name: None for f in layer.all_fields}, **now.props}
+        assert entry.after["geometry"]["coordinates"] == list(now.geometry.coords[0])
     f = store.query("manholes", FeatureQuery(filters={"well_use": ["污水"]})).features[0]
     store.patch("manholes", f.id, {"well_depth_m": None}, actor="t")
-    update = store.history("manholes", f.id)[-1]
-    assert update.before["properties"]["well_depth_m"] == 2.5 and update.after["properties"]["well_depth_m"] is None
+    insert, update = store.history("manholes", f.id)
+    assert insert.after == update.before and insert.after["properties"]["well_depth_m"] == 2.5
+    assert update.after["properties"]["well_depth_m"] is None
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.select(schema.history.c.before).where(schema.history.c.op == "update")).scalar_one()
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    assert None not in stored["properties"].values()   # NULL fields are not written
+    store.delete("manholes", f.id, actor="t")
+    insert, update, delete = store.history("manholes", f.id)   # the row is gone: the next entry holds it
+    assert insert.after["properties"]["well_depth_m"] == 2.5 and delete.before == update.after
 
 
 def test_a_failing_chunk_rolls_back_the_chunks_before_it(store, monkeypatch):

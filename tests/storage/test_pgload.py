@@ -144,6 +144,28 @@ def test_an_initial_load_counts_its_tile_cells_at_the_end_and_the_trigger_counts
     assert set(levels.values()) == {61}
 
 
+def test_the_cells_an_initial_load_counts_as_it_writes_are_the_cells_sql_counts(pg):
+    """The writer counts an initial load's cells from the rows it prepares (tilecells.LoadTally);
+    every column of every level must equal the SQL fill's count of the same rows."""
+    from geoapi.storage import tilecells
+
+    statuses = ["完好", "破损", "丢失", "占用", None]
+    rows = [({**props, "status": statuses[i % 5], "is_smart": (True, False, None)[i % 3]}, geom)
+            for i, (props, geom) in enumerate(points(300, seed=4))]
+    rows.append(({"well_use": "雨水", "status": "完好"}, Point(113.24, 35.22)))   # two in one cell
+    rows.append(({"well_use": "雨水", "status": "破损"}, Point(113.24, 35.22)))
+    pg.bulk_write("manholes", rows, actor="t", validated=True)
+    select = "SELECT * FROM manholes_tile_cells ORDER BY level, tx, ty, cx, cy"
+    with pg.engine.connect() as conn:
+        tallied = conn.execute(sa.text(select)).all()
+        conn.execute(sa.text("DELETE FROM manholes_tile_cells"))
+        tilecells._fill(conn, pg.layer("manholes"), "manholes")
+        counted = conn.execute(sa.text(select)).all()
+        conn.rollback()
+    assert len({r.level for r in tallied}) > 1 and sum(r.n for r in tallied if r.level == tallied[0].level) == 302
+    assert tallied == counted
+
+
 def test_a_failed_initial_load_leaves_the_cell_trigger_enabled_and_no_cells(pg):
     def failing():
         yield from points(60)
