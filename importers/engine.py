@@ -140,7 +140,8 @@ def _write(store: Any, layer_id: str, run: _Run, options: ImportOptions, report:
     rows = _flatten(prefetched(run.checked(), name="geoapi-import-read"))
     try:
         return store.bulk_write(layer_id, rows, actor=options.actor, batch_id=report.batch_id,
-                                mode=options.mode, src_file=run.src_file, src_crs=run.src_crs, validated=True)
+                                mode=options.mode, src_file=run.src_file, src_crs=run.src_crs, validated=True,
+                                expected_rows=run.source.count)
     finally:
         rows.close()   # a failed write stops the reading thread now, not when the generator is collected
 

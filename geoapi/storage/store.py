@@ -336,11 +336,11 @@ class Store:
 
     def bulk_write(self, layer_id: str, rows, *, actor: str, batch_id: str | None = None,
                    mode: str = "append", src_file: str | None = None, src_crs: str | None = None,
-                   validated: bool = False) -> dict[str, int]:
+                   validated: bool = False, expected_rows: int | None = None) -> dict[str, int]:
         """Write rows ``(props, geom)`` or ``(props, geom, extra)`` in one transaction, streaming;
         see Writer.write_many. ``extra`` goes to the ``extra`` JSON column: source columns that
         map to no field are kept there, not dropped.
         """
         with self.transaction(actor, batch_id=batch_id) as w:
             return w.write_many(layer_id, rows, mode=mode, src_file=src_file, src_crs=src_crs,
-                                validated=validated)
+                                validated=validated, expected_rows=expected_rows)

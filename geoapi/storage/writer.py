@@ -128,6 +128,7 @@ class Writer:
         self._may_defer = False
         self._deferred: pgload.InitialLoad | None = None
         self._tally: tilecells.LoadTally | None = None   # cell counts of a possible initial load
+        self._expected = 0   # rows the caller of write_many expects
 
     # -- helpers ---------------------------------------------------------------------------
     def _change(self, layer_id: str, op: str) -> ChangeSet:
@@ -394,7 +395,8 @@ class Writer:
 
     # -- many features -----------------------------------------------------------------------
     def write_many(self, layer_id: str, rows, *, mode: str = "append", src_file: str | None = None,
-                   src_crs: str | None = None, validated: bool = False) -> dict[str, int]:
+                   src_crs: str | None = None, validated: bool = False,
+                   expected_rows: int | None = None) -> dict[str, int]:
         """Write ``(props, geom)`` or ``(props, geom, extra)`` rows in chunks, streaming (``rows``
         may be a generator; nothing is kept past its chunk).
 
@@ -402,10 +404,13 @@ class Writer:
         themselves, and report per row). ``extra`` (a dict or None) goes to the ``extra``
         column. ``append`` inserts all; ``upsert`` updates rows whose code (the layer's
         code_field, else obj_code) exists and inserts the rest; ``replace`` deletes the layer's
-        rows first. Returns {"inserted", "updated", "deleted"}.
+        rows first. ``expected_rows``: how many rows the caller expects (an import knows its
+        file's count); a PostGIS initial load of at least COPY_ROWS then starts its COPY with
+        the first chunk instead of after COPY_ROWS rows. Returns {"inserted", "updated", "deleted"}.
         """
         if mode not in ("append", "upsert", "replace"):
             raise ValueError(f"mode must be append, upsert or replace, not {mode!r}")
+        self._expected = expected_rows or 0
         with fewer_gc_passes():
             return self._write_many(layer_id, rows, mode, src_file, src_crs, validated)
 
@@ -524,7 +529,8 @@ class Writer:
             # next chunk is read, up to its own statements above (they need the connection).
             # During an initial load that is every chunk; otherwise chunks are joined into
             # statements of COPY_ROWS rows, for the statement triggers (CopyPipe).
-            if self._copies.queued_rows >= (1 if self._deferred is not None else COPY_ROWS):
+            big = self._may_defer and self._expected >= COPY_ROWS   # an initial load from its first chunk
+            if big or self._copies.queued_rows >= (1 if self._deferred is not None else COPY_ROWS):
                 if self._may_defer:
                     self._may_defer = False
                     self._deferred = pgload.InitialLoad.defer(self.conn, layer, self.store.table(layer.id))

@@ -62,6 +62,20 @@ def test_an_initial_load_builds_the_secondary_indexes_after_the_rows(pg):
     assert hits and all(113.22 <= f.geometry.x <= 113.24 for f in hits)
 
 
+@pytest.mark.parametrize(("expected", "deferred_by_row_9"), [(None, False), (12, True)])
+def test_a_load_the_caller_announces_as_large_starts_as_an_initial_load_with_its_first_chunk(
+        pg, expected, deferred_by_row_9):
+    """12 rows, chunks of 7, COPY_ROWS 10: without a hint, 10 rows are never queued before the
+    last chunk, so the write stays an ordinary one; announced (an import knows its file's row
+    count), it becomes an initial load (lock, indexes dropped) with its first chunk, whose COPY
+    then runs while the second is prepared."""
+    seen = [pg]
+    counts = pg.bulk_write("manholes", watched(points(12), seen, at=9), actor="t", validated=True,
+                           expected_rows=expected)
+    assert seen[1] is deferred_by_row_9
+    assert counts["inserted"] == 12 == pg.count("manholes") and cell_totals(pg)[0]
+
+
 @pytest.mark.parametrize("mode", ["append", "replace"])
 def test_a_load_into_a_layer_with_rows_keeps_its_indexes(pg, mode):
     """Readers of a layer that has rows are never made to wait, even by a replace."""
