@@ -26,6 +26,7 @@ import numpy as np
 import shapely
 import sqlalchemy as sa
 
+from geoapi.storage.assign import has_rows
 from importers.archive import ArchiveLimits
 from importers.checks import BatchProblems, check_codes, check_properties, code_field, conform_geometries
 from importers.crs import SourceCrs, parse_crs_text, refuse_missing_crs, with_zone_prefix
@@ -213,7 +214,7 @@ class _Run:
         # to find, and a PostGIS load into an empty layer holds its lock (geoapi.storage.pgload)
         # that this thread's queries would wait on while the writer waits for their rows.
         self.store = store if options.mode == "append" and store is not None and \
-            not _layer_is_empty(store, layer.id) else None
+            _layer_has_rows(store, layer.id) else None
         self.key = code_field(layer)
         self.seen = SeenCodes()
         self.frame: Frame | None = None
@@ -238,8 +239,9 @@ class _Run:
         for rows in self.checked():
             yield from rows
 
-    def checked(self, size: int = _HANDOFF) -> Iterator[list[tuple[dict[str, Any], Any, dict[str, Any] | None]]]:
-        """``rows()`` in lists of up to ``size``."""
+    def checked(self, size: int | None = None) -> Iterator[list[tuple[dict[str, Any], Any, dict[str, Any] | None]]]:
+        """``rows()`` in lists of up to ``size`` (default _HANDOFF)."""
+        size = size or _HANDOFF
         abort = self.options.on_error == "abort"
         batches = self._batches if self._first is None else _chain(self._first, self._batches)
         self._first = None
@@ -309,10 +311,9 @@ class _Run:
                         problems.add(i, f"{self.key}: {code} is already in the registry (use mode=upsert to update)")
 
 
-def _layer_is_empty(store: Any, layer_id: str) -> bool:
-    t = store.table(layer_id)
+def _layer_has_rows(store: Any, layer_id: str) -> bool:
     with store.read() as conn:
-        return not conn.execute(sa.select(sa.exists().select_from(t))).scalar_one()
+        return has_rows(conn, store, layer_id)
 
 
 def existing_codes(store: Any, layer_id: str, key: str, codes: list[str]) -> set[str]:

@@ -174,8 +174,6 @@ class OgrSource(Source):
                             for name, gdal in zip(self.columns, fields, strict=True)}
                     yield Batch(start, np.asarray(geoms, dtype=object), cols)
                     start += n
-        except ImportRefusedError:
-            raise
         except Exception as exc:  # pyogrio raises DataSourceError, UnicodeDecodeError, …
             raise ImportRefusedError(f"{self.path.name}: cannot read rows from {start + 1}: {exc}") from exc
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from sqlalchemy import func
 
@@ -25,3 +28,13 @@ def greatest(dialect: str, a, b):
 def json_text(dialect: str, column):
     """A JSON column as text, for containment tests of enum lists."""
     return sa.cast(column, sa.Text) if dialect == "postgis" else column
+
+
+@contextmanager
+def local_setting(conn: sa.Connection, name: str, value: str) -> Iterator[None]:
+    """PostgreSQL: ``SET LOCAL name = value`` for the block, the previous value back after it.
+    An error inside leaves the setting to the rollback of the transaction or savepoint."""
+    previous = conn.exec_driver_sql(f"SHOW {name}").scalar_one()
+    conn.exec_driver_sql("SELECT set_config(%(n)s, %(v)s, true)", {"n": name, "v": value})
+    yield
+    conn.exec_driver_sql("SELECT set_config(%(n)s, %(v)s, true)", {"n": name, "v": previous})

@@ -33,6 +33,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from geoapi.storage import tilecells
+from geoapi.storage.dialect import local_setting
 from layers import LayerSpec
 
 LOCK_TIMEOUT = "1s"
@@ -44,10 +45,6 @@ SELECT c.relname, pg_get_indexdef(x.indexrelid)
  WHERE x.indrelid = CAST(:t AS regclass) AND NOT x.indisunique AND NOT x.indisprimary
    AND NOT x.indisexclusion
  ORDER BY c.relname"""
-
-
-def is_empty(conn: sa.Connection, table: sa.Table) -> bool:
-    return not conn.execute(sa.select(sa.exists().select_from(table))).scalar_one()
 
 
 class InitialLoad:
@@ -69,10 +66,8 @@ class InitialLoad:
         None when its lock is not granted in time (then nothing has changed)."""
         savepoint = conn.begin_nested()
         try:
-            previous = conn.exec_driver_sql("SHOW lock_timeout").scalar_one()
-            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-            conn.exec_driver_sql(f'LOCK TABLE "{table.name}" IN ACCESS EXCLUSIVE MODE')
-            conn.exec_driver_sql("SELECT set_config('lock_timeout', %(v)s, true)", {"v": previous})
+            with local_setting(conn, "lock_timeout", LOCK_TIMEOUT):
+                conn.exec_driver_sql(f'LOCK TABLE "{table.name}" IN ACCESS EXCLUSIVE MODE')
         except sa.exc.OperationalError as exc:
             savepoint.rollback()
             if getattr(exc.orig, "sqlstate", None) == "55P03":   # lock_not_available
@@ -92,11 +87,9 @@ class InitialLoad:
         """Build the indexes and the cell counts (the rows are in) and release the savepoint.
         ``tally``: the cell counts the writer kept while preparing every row of the load (then
         the cell table is written from it instead of counted from the table)."""
-        memory = self.conn.exec_driver_sql("SHOW maintenance_work_mem").scalar_one()
-        self.conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'")
-        for definition in self.definitions:
-            self.conn.exec_driver_sql(definition)
-        self.conn.exec_driver_sql("SELECT set_config('maintenance_work_mem', %(v)s, true)", {"v": memory})
+        with local_setting(self.conn, "maintenance_work_mem", BUILD_MEMORY):
+            for definition in self.definitions:
+                self.conn.exec_driver_sql(definition)
         if self.cells and tally is not None:
             tilecells.fill_from_tally(self.conn, self.layer, self.table, tally)
         elif self.cells:

@@ -29,6 +29,7 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy import func
 
+from geoapi.storage.dialect import local_setting
 from geoapi.storage.migrate import POST_UPGRADE
 from geoapi.storage.triggers import TRIGGERS, replace_triggers
 from layers.spec import LayerSpec
@@ -302,7 +303,7 @@ class LoadTally:
         lut = {v: i for i, v in enumerate(self.statuses)}
         none = len(self.statuses)
         status = columns.get("status")
-        cls = np.zeros(len(gx), dtype=np.int64) + 2 * none if status is None else \
+        cls = np.full(len(gx), 2 * none, dtype=np.int64) if status is None else \
             2 * np.fromiter((lut.get(v, none) for v in status), dtype=np.int64, count=len(gx))
         smart = columns.get(SMART_FIELD) if self.smart else None
         if smart is not None:
@@ -357,10 +358,8 @@ class LoadTally:
 
 def _fill(conn: sa.Connection, layer: LayerSpec, table: str) -> None:
     """Count every row of ``table`` into the empty cell table (a plain INSERT, no conflict checks)."""
-    work_mem = conn.exec_driver_sql("SHOW work_mem").scalar_one()
-    conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")   # the sorts of a million points stay in memory
-    conn.exec_driver_sql(f"WITH {_delta_ctes(layer, [(ident(table), 1)])} {_upsert(layer, empty=True)}")
-    conn.exec_driver_sql("SELECT set_config('work_mem', %(v)s, true)", {"v": work_mem})
+    with local_setting(conn, "work_mem", "64MB"):   # the sorts of a million points stay in memory
+        conn.exec_driver_sql(f"WITH {_delta_ctes(layer, [(ident(table), 1)])} {_upsert(layer, empty=True)}")
 
 
 # -- reading -----------------------------------------------------------------------------------

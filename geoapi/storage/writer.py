@@ -34,6 +34,7 @@ from geoapi.errors import (
     ValidationFailedError,
 )
 from geoapi.storage import pgcopy, pgload, schema, tilecells, zorder
+from geoapi.storage.assign import has_rows
 from geoapi.storage.dialect import greatest
 from geoapi.storage.engine import dump_json
 from geoapi.storage.model import ChangeSet, Feature
@@ -176,8 +177,7 @@ class Writer:
     def _fill_admin_codes(self, layer: LayerSpec, items: list[tuple[dict, Any]]) -> None:
         """``_fill_admin_code`` for a whole chunk: the districts are read once per transaction and
         matched in memory (an STRtree), instead of one spatial query per row."""
-        has_code = list(map(operator.methodcaller("get", "admin_code"), map(operator.itemgetter(0), items)))
-        todo = items if not any(has_code) else [item for item, code in zip(items, has_code, strict=True) if not code]
+        todo = [(props, geom) for props, geom in items if not props.get("admin_code")]
         if not todo or layer.id == "districts" or "districts" not in self.store.registry:
             return
         if self._districts is None:
@@ -187,8 +187,7 @@ class Writer:
         codes, tree = self._districts
         found: dict[int, str] = {}
         if codes:
-            points = shapely.point_on_surface(np.fromiter(map(operator.itemgetter(1), todo), dtype=object,
-                                                          count=len(todo)))
+            points = shapely.point_on_surface(np.array([g for _, g in todo], dtype=object))
             for i, j in zip(*tree.query(points, predicate="within"), strict=True):
                 found.setdefault(int(i), codes[j])
         for i, (props, _geom) in enumerate(todo):
@@ -422,7 +421,7 @@ class Writer:
         # with rows are never made to wait) that reaches COPY_ROWS builds its secondary indexes
         # and tile cell counts after the rows (geoapi.storage.pgload).
         self._may_defer = (self._copies is not None and mode != "upsert"
-                           and pgload.is_empty(self.conn, self.store.table(layer_id)))
+                           and not has_rows(self.conn, self.store, layer_id))
         self._deferred = None
         self._tally = tilecells.LoadTally.for_layer(layer) if self._may_defer else None
         if mode == "replace":
@@ -581,11 +580,11 @@ class Writer:
             # all have the first row's keys have the same keys (else KeyError). Each dict is
             # visited once (its values as a tuple: the dicts are scattered in memory), then the
             # tuples column by column (a zip(*rows) transpose of 25,000 tuples was slower).
-            if not keys or len(set(map(len, props))) > 1:
+            if len(keys) < 2 or len(set(map(len, props))) > 1:
                 raise KeyError
-            names = [f.name for f in layer.all_fields if f.name in props[0]]
-            rows = list(map(operator.itemgetter(*names, *keys, *keys), props))   # always a tuple
-            cols = {name: [r[i] for r in rows] for i, name in enumerate(names)}
+            rows = list(map(operator.itemgetter(*keys), props))
+            at = {key: i for i, key in enumerate(keys)}
+            cols = {f.name: [r[at[f.name]] for r in rows] for f in layer.all_fields if f.name in at}
         except KeyError:
             cols = {f.name: [p.get(f.name) for p in props] for f in layer.all_fields}
         t = self.store.table(layer.id)

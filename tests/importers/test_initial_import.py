@@ -60,7 +60,7 @@ def test_an_initial_import_with_codes_read_in_small_batches_checks_them_without_
     (it was: a delivery of 150,000 rows with codes hung)."""
     from importers import engine
 
-    monkeypatch.setattr(engine._Run.checked, "__defaults__", (4,))   # rows handed over at a time: the reader keeps close
+    monkeypatch.setattr(engine, "_HANDOFF", 4)   # rows handed over at a time: the reader keeps close
     codes = [f"41080201030{i:05d}" for i in range(1, 61)]
     report = run_recorded_import(pg, _delivery(make_shapefile, "batched", codes),
                                  ImportOptions(layer="manholes", actor="surveyor", batch_size=8))
