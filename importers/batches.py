@@ -19,7 +19,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from shapely.geometry import shape
@@ -147,6 +147,17 @@ class _Touched:
         return self.last_op != "delete"
 
 
+class _Entry(NamedTuple):
+    """One feature's part of a history entry (an entry may cover a run of ids)."""
+
+    id: int
+    feature_id: int
+    op: str
+    actor: str
+    at: dt.datetime | None
+    batch_id: str | None
+
+
 @dataclass
 class RollbackResult:
     batch_id: str
@@ -211,16 +222,17 @@ def _snapshot(snap: dict[str, Any] | None) -> tuple[dict[str, Any], Any]:
 
 def _touched(store: Any, batch_id: str, layer_id: str) -> dict[int, _Touched]:
     h = schema.history
-    stmt = (sa.select(h.c.id, h.c.feature_id, h.c.op, h.c.before)
+    stmt = (sa.select(h.c.id, h.c.feature_id, h.c.last_feature_id, h.c.op, h.c.before)
             .where(h.c.batch_id == batch_id, h.c.layer == layer_id).order_by(h.c.id))
     out: dict[int, _Touched] = {}
     with store.read() as conn:
         for r in conn.execute(stmt):
-            t = out.get(r.feature_id)
-            if t is None:
-                out[r.feature_id] = _Touched(r.op, r.op, r.id, r.id, r.before)
-            else:
-                t.last_op, t.last_entry = r.op, r.id
+            for fid in schema.entry_ids(r):   # an insert entry may be a run of ids
+                t = out.get(fid)
+                if t is None:
+                    out[fid] = _Touched(r.op, r.op, r.id, r.id, r.before)
+                else:
+                    t.last_op, t.last_entry = r.op, r.id
     return out
 
 
@@ -240,9 +252,12 @@ def _history_after_batch(store: Any, layer_id: str, touched: dict[int, _Touched]
     with store.read() as conn:
         for i in range(0, len(fids), _CHUNK):
             cond = h.c.id < edge if before else h.c.id > edge
-            stmt = (sa.select(h.c.id, h.c.feature_id, h.c.op, h.c.actor, h.c.at, h.c.batch_id)
-                    .where(h.c.layer == layer_id, h.c.feature_id.in_(fids[i:i + _CHUNK]), cond).order_by(h.c.id))
-            yield from conn.execute(stmt)
+            part = fids[i:i + _CHUNK]
+            stmt = (sa.select(h.c.id, h.c.feature_id, h.c.last_feature_id, h.c.op, h.c.actor, h.c.at, h.c.batch_id)
+                    .where(schema.feature_entries(layer_id, part), cond).order_by(h.c.id))
+            for r in conn.execute(stmt):
+                for fid in schema.held(r, part):
+                    yield _Entry(r.id, fid, r.op, r.actor, r.at, r.batch_id)
 
 
 def _later_changes(store: Any, layer_id: str, batch_id: str, touched: dict[int, _Touched],
@@ -268,7 +283,8 @@ def _previous_batch_ids(store: Any, layer_id: str, touched: dict[int, _Touched],
 def _created_meta(conn: sa.Connection, layer_id: str, fid: int, before_entry: int) -> dict[str, Any]:
     """When and by whom a feature was created, from its last insert entry before the batch."""
     h = schema.history
-    row = conn.execute(sa.select(h.c.at, h.c.actor).where(h.c.layer == layer_id, h.c.feature_id == fid,
-                                                          h.c.op == "insert", h.c.id < before_entry)
-                       .order_by(h.c.id.desc()).limit(1)).first()
+    rows = conn.execute(sa.select(h.c.at, h.c.actor, h.c.feature_id, h.c.last_feature_id)
+                        .where(schema.feature_entries(layer_id, [fid]), h.c.op == "insert", h.c.id < before_entry)
+                        .order_by(h.c.id.desc()))
+    row = next((r for r in rows if schema.held(r, [fid])), None)
     return {"created_at": row.at, "created_by": row.actor} if row else {}

@@ -3,6 +3,8 @@ derived from its layer file. Geometry is EPSG:4490 with a spatial index."""
 
 from __future__ import annotations
 
+import bisect
+
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
 
@@ -17,6 +19,9 @@ history = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("layer", sa.String(40), nullable=False),
     sa.Column("feature_id", sa.Integer, nullable=False),
+    # An insert entry of a bulk write covers a run of ids, feature_id..last_feature_id (NULL: one
+    # feature); read entries through feature_entries(), which finds a feature inside a run.
+    sa.Column("last_feature_id", sa.Integer),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("op", sa.String(10), nullable=False),  # insert | update | delete
     sa.Column("actor", sa.String(100), nullable=False),
@@ -26,7 +31,29 @@ history = sa.Table(
     sa.Column("after", sa.JSON),
     sa.Index("ix_history_feature", "layer", "feature_id"),
     sa.Index("ix_history_batch", "batch_id"),
+    sa.Index("ix_history_runs", "layer", "last_feature_id",
+             postgresql_where=sa.text("last_feature_id IS NOT NULL"),
+             sqlite_where=sa.text("last_feature_id IS NOT NULL")),
 )
+
+
+def feature_entries(layer_id: str, fids: list[int]) -> sa.ColumnElement[bool]:
+    """History entries of these features: their own, and the runs (``last_feature_id``) that may
+    hold one of them; keep a run's row only for the ids it holds (``held``)."""
+    h = history
+    return sa.and_(h.c.layer == layer_id,
+                   sa.or_(h.c.feature_id.in_(fids),
+                          sa.and_(h.c.last_feature_id >= min(fids), h.c.feature_id <= max(fids))))
+
+
+def entry_ids(row) -> range:
+    """The feature ids a history row is about: one, or its run."""
+    return range(row.feature_id, (row.last_feature_id or row.feature_id) + 1)
+
+
+def held(row, fids: list[int]) -> list[int]:
+    """Those of the sorted ``fids`` that a history row is about (a run's row among others)."""
+    return fids[bisect.bisect_left(fids, row.feature_id):bisect.bisect_right(fids, row.last_feature_id or row.feature_id)]
 
 api_keys = sa.Table(
     "api_keys", metadata,

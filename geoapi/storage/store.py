@@ -272,7 +272,8 @@ class Store:
     def history(self, layer_id: str, fid: int) -> list[HistoryEntry]:
         """The feature's history entries, oldest first; snapshots with every field (expand_snapshot).
 
-        An insert entry stores no ``after`` (geoapi.storage.writer, "History"): the row as
+        An insert entry may cover a run of ids and stores no ``after`` (geoapi.storage.writer,
+        "History"): the row as
         inserted is the ``before`` of the feature's next entry or, while there is none, the row
         as it is now. Entries written before that rule keep their own ``after``.
         """
@@ -280,9 +281,9 @@ class Store:
 
         layer = self.layer(layer_id)
         h = schema.history
-        stmt = (sa.select(h).where(h.c.layer == layer_id, h.c.feature_id == fid).order_by(h.c.id))
+        stmt = sa.select(h).where(schema.feature_entries(layer_id, [fid])).order_by(h.c.id)
         with self.read() as conn:
-            rows = conn.execute(stmt).all()
+            rows = [r for r in conn.execute(stmt) if schema.held(r, [fid])]
             afters = [r.after for r in rows]
             for i, r in enumerate(rows):
                 if r.op != "insert" or r.after is not None:

@@ -1,11 +1,12 @@
 """Writes inside one transaction: validation, 部件标识码 allocation, the row, its history.
 
-History: one entry per change of a feature (insert, update, delete) with who, when, the batch
+History: an entry per change of a feature (insert, update, delete) with who, when, the batch
 and the version. An update or a delete stores the row before it (``before``; an update also
 ``after``); an insert stores neither: the row as inserted is the ``before`` of the feature's next
-entry or, until there is one, the row itself, and ``Store.history`` reads it from there. A bulk
-load of a million rows then writes a million small entries instead of a million copies of its
-rows (bench/README.md, "Imports"). Snapshots leave out empty (NULL) fields.
+entry or, until there is one, the row itself, and ``Store.history`` reads it from there. The
+inserts of a bulk write are one entry per run of consecutive ids (``feature_id`` to
+``last_feature_id``, schema.feature_entries): a load of a million rows writes a few dozen
+entries, not a million (bench/README.md, "Imports"). Snapshots leave out empty (NULL) fields.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from geoapi.storage import pgcopy, pgload, schema, tilecells, zorder
 from geoapi.storage.assign import has_rows
 from geoapi.storage.dialect import greatest
 from geoapi.storage.engine import dump_json
-from geoapi.storage.model import ChangeSet, Feature
+from geoapi.storage.model import ChangeSet, Feature, IdSet
 from geoapi.storage.spatial import in_bbox
 from geoapi.storage.sqlitebulk import spatial_index_after
 from layers import LayerSpec
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 
 CHUNK = 25_000       # rows prepared at a time (COPY text, SpatiaLite executemany): bounds memory
 COPY_ROWS = 100_000  # PostGIS: chunks joined into one COPY statement of at least this many rows
+# the history columns of a bulk write's insert entry (Writer._insert_runs)
+_RUN_COLUMNS = ("feature_id", "last_feature_id", "layer", "version", "op", "actor", "at", "batch_id")
 
 
 _gc_lock = threading.Lock()
@@ -619,11 +622,17 @@ class Writer:
         del texts
         if self._tally is not None:
             self._tally.add(geoms, fields)
-        # insert entries carry no snapshot (module docstring, "History")
-        entry = pgcopy.constant_text((layer.id, 1, "insert", self.actor, self.now, self.batch_id), dump_json)
+        runs = self._insert_runs(layer.id, ids)
+        entries = pgcopy.copy_body([[str(run[0]) for run in runs], [str(run[1]) for run in runs]],
+                                   pgcopy.constant_text(runs[0][2:], dump_json))
         return [(t, ["id", *cols, "geom", *system], rows),
-                (schema.history, ["feature_id", "layer", "version", "op", "actor", "at", "batch_id"],
-                 pgcopy.copy_body([ids_text], entry))]
+                (schema.history, [*_RUN_COLUMNS], entries)]
+
+    def _insert_runs(self, layer_id: str, ids: list[int]) -> list[tuple]:
+        """History entries for inserted ids, one per run of consecutive ids, in the order of
+        ``_RUN_COLUMNS``; they carry no snapshot (module docstring, "History")."""
+        return [(start, stop - 1, layer_id, 1, "insert", self.actor, self.now, self.batch_id)
+                for start, stop in IdSet(ids).runs()]
 
     def _insert_values(self, layer: LayerSpec, chunk: list, props: list[dict], geoms: list, src_file: str | None,
                        src_crs: str | None) -> list[int]:
@@ -666,15 +675,7 @@ class Writer:
             raise
         finally:
             cur.close()
-        h = schema.history
-        at = h.c.at.type._cached_bind_processor(dialect)
-        stamp = at(self.now) if at else self.now
-        cur = self.conn.connection.driver_connection.cursor()
-        try:   # insert entries carry no snapshot (module docstring, "History")
-            cur.executemany('INSERT INTO "history" (layer, feature_id, version, op, actor, at, batch_id) '
-                            'VALUES (?, ?, 1, \'insert\', ?, ?, ?)',
-                            ((layer.id, fid, self.actor, stamp, self.batch_id) for fid in ids))
-        finally:
-            cur.close()
+        self.conn.execute(schema.history.insert(), [dict(zip(_RUN_COLUMNS, run, strict=True))
+                                                    for run in self._insert_runs(layer.id, ids)])
         return ids
 

@@ -20,10 +20,10 @@ def pg(pg_small_copies):
 
 
 def _state(store) -> tuple[int, int, set[str]]:
-    """Rows, history entries and index definitions of the manholes layer."""
+    """Rows, features with a history entry and index definitions of the manholes layer."""
     with store.engine.connect() as conn:
         return (conn.execute(sa.text("SELECT count(*) FROM manholes")).scalar_one(),
-                conn.execute(sa.text("SELECT count(*) FROM history")).scalar_one(),
+                conn.execute(sa.text("SELECT coalesce(sum(coalesce(last_feature_id, feature_id) - feature_id + 1), 0) FROM history")).scalar_one(),
                 set(conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE tablename = 'manholes'")).scalars()))
 
 

@@ -44,18 +44,21 @@ def test_a_change_set_folds_its_geometries_beyond_the_limit(monkeypatch):
     assert set(ch.footprint.tiles()) == tiles and ch.footprint.whole == whole
 
 
-def test_insert_entries_store_no_snapshot_and_read_the_row_as_inserted(store):
-    """An insert's history entry stores no ``after`` (geoapi.storage.writer, "History"): the API
-    reads it from the row while the row is unchanged, then from the next entry's ``before``;
-    snapshots that are stored leave out NULL fields and come back with every field."""
+def test_insert_entries_cover_runs_of_ids_store_no_snapshot_and_read_the_row_as_inserted(store):
+    """A bulk write's inserts are one history entry per run of ids, without ``after``
+    (geoapi.storage.writer, "History"): the API finds each feature in its run and reads the row
+    while it is unchanged, then the next entry's ``before``; snapshots that are stored leave out
+    NULL fields and come back with every field."""
     store.bulk_write("manholes", points(3), actor="t")
     store.bulk_write("manholes", [({"well_use": "污水", "well_depth_m": 2.5}, Point(113.25, 35.23))], actor="t",
                      mode="append")
     layer = store.layer("manholes")
+    h = schema.history
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(schema.history.c.feature_id, schema.history.c.op, schema.history.c.after)).all()
-    assert len(rows) == 4 and {(op, after) for _, op, after in rows} == {("insert", None)}
-    for fid, _, _ in rows:
+        rows = conn.execute(sa.select(h.c.feature_id, h.c.last_feature_id, h.c.op, h.c.after).order_by(h.c.id)).all()
+    ids = sorted(f.id for f in store.query("manholes", FeatureQuery()).features)
+    assert [tuple(r) for r in rows] == [(ids[0], ids[2], "insert", None), (ids[3], ids[3], "insert", None)]
+    for fid in ids:
         (entry,) = store.history("manholes", fid)
         now = store.get("manholes", fid)
         assert entry.after["properties"] == {**{f.name: None for f in layer.all_fields}, **now.props}
@@ -72,6 +75,10 @@ def test_insert_entries_store_no_snapshot_and_read_the_row_as_inserted(store):
     store.delete("manholes", f.id, actor="t")
     insert, update, delete = store.history("manholes", f.id)   # the row is gone: the next entry holds it
     assert insert.after["properties"]["well_depth_m"] == 2.5 and delete.before == update.after
+    store.patch("manholes", ids[1], {"well_use": "污水"}, actor="u")   # inside the run of three
+    insert, update = store.history("manholes", ids[1])
+    assert insert.after == update.before and insert.after["properties"]["well_use"] == "雨水"
+    assert (insert.actor, update.actor) == ("t", "u") and [e.op for e in store.history("manholes", ids[0])] == ["insert"]
 
 
 def test_a_failing_chunk_rolls_back_the_chunks_before_it(store, monkeypatch):
@@ -100,8 +107,9 @@ def test_replace_reads_and_deletes_the_old_rows_a_chunk_at_a_time(store, monkeyp
     assert len(deleted.ids) == 10 and deleted.footprint is not None
     assert deleted.footprint.count + len(deleted.old_geoms) == 10 and len(deleted.old_geoms) <= 5
     with store.engine.connect() as conn:
-        ops = conn.execute(sa.text("SELECT op, count(*) FROM history GROUP BY op ORDER BY op")).all()
-    assert [tuple(r) for r in ops] == [("delete", 10), ("insert", 13)]
+        ops = conn.execute(sa.text("SELECT op, count(*), sum(coalesce(last_feature_id, feature_id) - feature_id + 1) "
+                                   "FROM history GROUP BY op ORDER BY op")).all()
+    assert [tuple(r) for r in ops] == [("delete", 10, 10), ("insert", 4, 13)]   # inserts: one entry per chunk of 4
 
 
 def test_spatialite_bulk_insert_fills_the_spatial_index_and_keeps_its_triggers(store, backend, monkeypatch):

@@ -29,8 +29,9 @@ def index_definitions(store) -> set[str]:
 
 
 def history_rows(store) -> int:
+    """Features with a history entry (an insert entry covers a run of ids)."""
     with store.engine.connect() as conn:
-        return conn.execute(sa.text("SELECT count(*) FROM history")).scalar_one()
+        return conn.execute(sa.text("SELECT coalesce(sum(coalesce(last_feature_id, feature_id) - feature_id + 1), 0) FROM history")).scalar_one()
 
 
 def exclusive_lock_held(store) -> bool:

@@ -141,3 +141,27 @@ def test_ids_are_never_reused_after_delete(store):
     ids = [f.id for f in store.query("manholes", FeatureQuery(limit=10)).features]
     assert first.id not in ids and second.id > first.id
     assert [h.op for h in store.history("manholes", first.id)] == ["insert", "delete"]
+
+
+def test_revision_0004_adds_history_runs_and_refuses_a_downgrade_that_would_lose_them(store):
+    from alembic import command
+
+    from geoapi.storage.migrate import alembic_config
+
+    def history_shape():
+        with store.read() as conn:
+            inspector = sa.inspect(conn)
+            return ("last_feature_id" in {c["name"] for c in inspector.get_columns("history")},
+                    "ix_history_runs" in {i["name"] for i in inspector.get_indexes("history")},
+                    conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar())
+
+    with store.engine.connect().execution_options(geoapi_write=True) as conn, conn.begin():
+        command.downgrade(alembic_config(conn), "0003")   # no runs yet: nothing is lost
+    assert history_shape() == (False, False, "0003")
+    store.upgrade()
+    assert history_shape() == (True, True, "0004")
+    store.bulk_write("manholes", [manhole(i) for i in range(3)], actor="t")
+    with pytest.raises(RuntimeError, match="1 history entries"):
+        with store.engine.connect().execution_options(geoapi_write=True) as conn, conn.begin():
+            command.downgrade(alembic_config(conn), "0003")
+    assert history_shape() == (True, True, "0004")
