@@ -15,6 +15,7 @@ duplicate check are kept compactly (importers.seen), unmapped columns travel wit
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import uuid
 from collections.abc import Callable, Iterator
@@ -247,14 +248,13 @@ class _Run:
         self._first = None
         out: list = []
         for batch in batches:
-            for row in self._check(batch):
-                self.valid += 1
-                if abort and self.report.rejected:
-                    continue   # keep checking to report every bad row; the transaction is lost anyway
-                out.append(row)
-                if len(out) >= size:
-                    yield out
-                    out = []
+            rows = self._check(batch)
+            self.valid += len(rows)
+            if not (abort and self.report.rejected):   # else keep checking to report every bad row;
+                out += rows                             # the transaction is lost anyway
+            while len(out) >= size:
+                yield out[:size]
+                del out[:size]
             self.report.rows_read += len(batch)
             if self.progress:
                 self.progress(self.report.rows_read, self.source.count)
@@ -263,7 +263,8 @@ class _Run:
         if abort and self.report.rejected:
             raise _Rejected(f"{len(self.report.rejected)} rows rejected")
 
-    def _check(self, batch: Batch) -> Iterator[tuple[dict[str, Any], Any, dict[str, Any] | None]]:
+    def _check(self, batch: Batch) -> list[tuple[dict[str, Any], Any, dict[str, Any] | None]]:
+        """The batch's valid rows as (props, geometry, extra); rejected rows go to the report."""
         assert self.frame is not None
         n = len(batch)
         problems = BatchProblems()
@@ -281,18 +282,22 @@ class _Run:
         # keeps them all: there an empty field replaces the stored value.
         filled = clean if self.options.mode == "upsert" else \
             {name: values for name, values in clean.items() if values.count(None) < n}
-        names = list(filled)
-        for i, values in enumerate(zip(*filled.values(), strict=True) if filled else ((),) * n):
+        keep = ~blank
+        for i in sorted(problems.reasons):
             if blank[i]:
-                self.report.skipped += 1
                 continue
-            reasons = problems.reasons.get(i)
-            if reasons:
-                code = codes[i] if codes is not None else None
-                self.report.rejected.append(RejectedRow(batch.start + i + 1, None if code is None else str(code),
-                                                        tuple(reasons)))
-                continue
-            yield dict(zip(names, values, strict=True)), geoms[i], _extra(batch, self.mapping.extra, i)
+            keep[i] = False
+            code = codes[i] if codes is not None else None
+            self.report.rejected.append(RejectedRow(batch.start + i + 1, None if code is None else str(code),
+                                                    tuple(problems.reasons[i])))
+        self.report.skipped += int(blank.sum())
+        # Built column-wise, by C-level maps: a dict per row, not a Python step per value.
+        names = list(filled)
+        dicts = list(map(dict, map(zip, itertools.repeat(names), zip(*filled.values(), strict=True)))) \
+            if filled else [{} for _ in range(n)]
+        extras = [_extra(batch, self.mapping.extra, i) for i in range(n)] if self.mapping.extra else [None] * n
+        rows = list(zip(dicts, geoms.tolist(), extras, strict=True))
+        return rows if keep.all() else [rows[i] for i in np.flatnonzero(keep).tolist()]
 
     def _check_duplicates(self, start: int, codes: list[Any], blank: np.ndarray, problems: BatchProblems) -> None:
         live = [i for i, code in enumerate(codes) if code is not None and not blank[i]]

@@ -173,7 +173,7 @@ class Writer:
         p = func.ST_GeomFromWKB(shapely.to_wkb(point, flavor="iso"), schema.SRID)
         code = self.conn.execute(
             sa.select(t.c.admin_code).where(in_bbox(self.store.dialect, t, (x, y, x, y)),
-                                            func.ST_Contains(t.c.geom, p)).limit(1)
+                                            func.ST_Contains(t.c.geom, p)).order_by(t.c.id).limit(1)
         ).scalar()
         props["admin_code"] = code or self.store.city_admin_code
 
@@ -185,16 +185,21 @@ class Writer:
             return
         if self._districts is None:
             t = self.store.table("districts")
-            rows = self.conn.execute(sa.select(t.c.admin_code, func.ST_AsBinary(t.c.geom))).all()
+            rows = self.conn.execute(sa.select(t.c.admin_code, func.ST_AsBinary(t.c.geom)).order_by(t.c.id)).all()
             self._districts = ([r[0] for r in rows], shapely.STRtree(shapely.from_wkb([bytes(r[1]) for r in rows])))
         codes, tree = self._districts
-        found: dict[int, str] = {}
+        # each row's first district (its index in codes), or the city's code (the last entry)
+        first = np.full(len(todo), len(codes), dtype=np.int64)
         if codes:
-            points = shapely.point_on_surface(np.array([g for _, g in todo], dtype=object))
-            for i, j in zip(*tree.query(points, predicate="within"), strict=True):
-                found.setdefault(int(i), codes[j])
-        for i, (props, _geom) in enumerate(todo):
-            props["admin_code"] = found.get(i) or self.store.city_admin_code
+            geoms = np.fromiter((g for _, g in todo), dtype=object, count=len(todo))
+            other = shapely.get_type_id(geoms) != 0   # a point is its own point on surface
+            if other.any():
+                geoms[other] = shapely.point_on_surface(geoms[other])
+            i, j = tree.query(geoms, predicate="within")
+            first[i[::-1]] = j[::-1]   # of several matches the first wins (the last write of the reversed list)
+        choice = [*codes, self.store.city_admin_code]
+        for (props, _geom), k in zip(todo, first.tolist(), strict=True):
+            props["admin_code"] = choice[k] or self.store.city_admin_code
 
     def _insert_stmt(self, table: sa.Table):
         mod = postgresql if self.store.dialect == "postgis" else sqlite
@@ -207,48 +212,40 @@ class Writer:
         stmt = stmt.on_conflict_do_update(index_elements=["prefix"], set_={"last": cs.c.last + n})
         return self.conn.execute(stmt.returning(cs.c.last)).scalar_one()
 
-    def _note_given_serial(self, code: str) -> None:
+    def _note_given_serial(self, prefix: str, serial: int) -> None:
+        """Serials up to ``serial`` of ``prefix`` are in use (a code given by the caller)."""
         cs = schema.code_serials
-        serial = int(code[10:])
-        stmt = self._insert_stmt(cs).values(prefix=code[:10], last=serial)
+        stmt = self._insert_stmt(cs).values(prefix=prefix, last=serial)
         stmt = stmt.on_conflict_do_update(index_elements=["prefix"],
                                           set_={"last": greatest(self.store.dialect, cs.c.last, serial)})
         self.conn.execute(stmt)
 
-    def _code_taken(self, layer_id: str, code: str, exclude_id: int | None = None) -> bool:
+    def _code_taken(self, layer_id: str, code: str) -> bool:
         t = self.store.table(layer_id)
-        stmt = sa.select(t.c.id).where(t.c.obj_code == code)
-        if exclude_id is not None:
-            stmt = stmt.where(t.c.id != exclude_id)
-        return self.conn.execute(stmt.limit(1)).first() is not None
+        return self.conn.execute(sa.select(t.c.id).where(t.c.obj_code == code).limit(1)).first() is not None
 
     def assign_codes(self, layer: LayerSpec, items: list[tuple[dict, Any]], exclude_id: int | None = None) -> None:
-        """Check given 部件标识码 and allocate missing ones (per prefix, in blocks)."""
+        """Check given 部件标识码 and allocate missing ones (per prefix, in blocks). Set-wise: a
+        chunk of 25,000 rows costs one query for its given codes and two per prefix, not a
+        query per row."""
         if layer.identifier is None:
             return
+        props = [p for p, _ in items]
+        codes = [p.get("obj_code") for p in props]
+        todo = props
+        if any(codes):
+            self._check_given_codes(layer, props, codes, exclude_id)
+            todo = [p for p, code in zip(props, codes, strict=True) if not code]
+        # rows without a code, grouped by prefix (admin_code + the 小类 of their subclass field)
+        sub = layer.identifier.subclass_field
+        keys = zip([p.get("admin_code") for p in todo], [p.get(sub) for p in todo] if sub else [None] * len(todo),
+                   strict=True)
+        groups: dict[tuple, list[dict]] = defaultdict(list)
+        for key, p in zip(keys, todo, strict=True):
+            groups[key].append(p)
         missing: dict[str, list[dict]] = defaultdict(list)
-        prefixes: dict[tuple, str] = {}   # (admin_code, 小类 field value) → prefix
-        subclass_field = layer.identifier.subclass_field
-        problems = []
-        for i, (props, _geom) in enumerate(items):
-            code = props.get("obj_code")
-            if code:
-                reason = check_code(layer, code, props)
-                if reason:
-                    problems.append({"field": "obj_code", "message": reason, "row": i})
-                    continue
-                if self._code_taken(layer.id, code, exclude_id):
-                    raise ConflictError(f"部件标识码 {code} is already used in {layer.title}",
-                                        [{"field": "obj_code", "message": "duplicate", "row": i}])
-                self._note_given_serial(code)
-            else:
-                key = (props.get("admin_code"), props.get(subclass_field) if subclass_field else None)
-                prefix = prefixes.get(key)
-                if prefix is None:
-                    prefix = prefixes[key] = code_prefix(layer, key[0], props)
-                missing[prefix].append(props)
-        if problems:
-            raise ValidationFailedError("invalid 部件标识码", problems)
+        for (admin, _), group in groups.items():
+            missing[code_prefix(layer, admin, group[0])] += group
         for prefix, group in missing.items():
             last = self._reserve_serials(prefix, len(group))
             first = last - len(group) + 1
@@ -258,12 +255,37 @@ class Writer:
             # A code given earlier may sit in our block: one index range scan per block, not one
             # query per code (codes are 16 digits, so they sort as numbers do).
             taken = self._codes_between(layer.id, block[0], block[-1])
-            for code, props in zip(block, group, strict=True):
-                if code in taken:
+            for code, p in zip(block, group, strict=True):
+                if taken and code in taken:
                     code = format_code(prefix, self._reserve_serials(prefix, 1))
                     while self._code_taken(layer.id, code):
                         code = format_code(prefix, self._reserve_serials(prefix, 1))
-                props["obj_code"] = code
+                p["obj_code"] = code
+
+    def _check_given_codes(self, layer: LayerSpec, props: list[dict], codes: list, exclude_id: int | None) -> None:
+        """Given codes: well formed (ValidationFailedError listing the rows), not used by
+        another feature (ConflictError), and their serials noted so that allocation skips them."""
+        problems = []
+        for i, (p, code) in enumerate(zip(props, codes, strict=True)):
+            if code and (reason := check_code(layer, code, p)):
+                problems.append({"field": "obj_code", "message": reason, "row": i})
+        if problems:
+            raise ValidationFailedError("invalid 部件标识码", problems)
+        given = [code for code in codes if code]
+        t = self.store.table(layer.id)
+        for part in batched(given, 2000):
+            stmt = sa.select(t.c.obj_code).where(t.c.obj_code.in_(part))
+            if exclude_id is not None:
+                stmt = stmt.where(t.c.id != exclude_id)
+            if taken := set(self.conn.execute(stmt).scalars()):
+                rows = [i for i, code in enumerate(codes) if code in taken]
+                raise ConflictError(f"部件标识码 {codes[rows[0]]} is already used in {layer.title}",
+                                    [{"field": "obj_code", "message": "duplicate", "row": i} for i in rows[:1000]])
+        top: dict[str, int] = {}
+        for code in given:
+            top[code[:10]] = max(top.get(code[:10], 0), int(code[10:]))
+        for prefix, serial in top.items():
+            self._note_given_serial(prefix, serial)
 
     def _codes_between(self, layer_id: str, low: str, high: str) -> set[str]:
         t = self.store.table(layer_id)
@@ -517,16 +539,31 @@ class Writer:
 
     def _insert_chunk(self, layer: LayerSpec, chunk: list[tuple[dict, Any, dict | None]],
                       src_file: str | None, src_crs: str | None) -> int:
-        chunk = zorder.in_zorder(chunk)   # neighbours on neighbouring pages (geoapi.storage.zorder)
-        props, geoms = list(map(operator.itemgetter(0), chunk)), list(map(operator.itemgetter(1), chunk))
-        items = list(zip(props, geoms, strict=True))
+        n = len(chunk)
+        props = list(map(operator.itemgetter(0), chunk))
+        geoms = np.fromiter(map(operator.itemgetter(1), chunk), dtype=object, count=n)
+        items = list(zip(props, geoms.tolist(), strict=True))
         if self._copies is not None:
             self._wait_copies()   # the COPY started for an earlier chunk has ended: the connection is free
+        # In the rows' own order (codes are allocated in it); each pass reads the row dicts in
+        # the order they were made, which is also the order they lie in memory.
         self._fill_admin_codes(layer, items)
         self._enrich_many(layer, items)
         self.assign_codes(layer, items)
+        cols = {**self._field_columns(layer, props), **self._extra_column(chunk)}
+        if self._tally is not None:
+            self._tally.add(geoms, cols)
+        cols["geom"] = pgcopy.hex_ewkb(geoms, schema.SRID) if self._copies is not None else \
+            shapely.to_wkb(geoms, flavor="iso").tolist()
+        # Stored in Z-order: neighbours on neighbouring pages (geoapi.storage.zorder). The columns
+        # are permuted last: the geometries are read in the order they were made (and lie in
+        # memory); read in Z-order, each costs a cache miss.
+        order = zorder.order(geoms)
+        if order is not None:
+            take = operator.itemgetter(*order)
+            cols = {name: list(take(values)) for name, values in cols.items()}
         if self._copies is not None:
-            ids = pgcopy.reserve_ids(self.conn, self.store.table(layer.id), len(chunk))
+            ids = pgcopy.reserve_ids(self.conn, self.store.table(layer.id), n)
             # The chunks queued so far are copied while this one's text is built, and while the
             # next chunk is read, up to its own statements above (they need the connection).
             # During an initial load that is every chunk; otherwise chunks are joined into
@@ -537,11 +574,11 @@ class Writer:
                     self._may_defer = False
                     self._deferred = pgload.InitialLoad.defer(self.conn, layer, self.store.table(layer.id))
                 self._copies.start()
-            self._copies.add(self._copy_jobs(layer, chunk, props, geoms, ids, src_file, src_crs), len(chunk))
+            self._copies.add(self._copy_jobs(layer, cols, ids, src_file, src_crs), n)
             self._copying = layer   # for the message of a refused COPY (one layer per write_many)
         else:
-            ids = self._insert_values(layer, chunk, props, geoms, src_file, src_crs)
-        self._change(layer.id, "insert").record(ids, new=geoms)
+            ids = self._insert_values(layer, cols, src_file, src_crs)
+        self._change(layer.id, "insert").record(ids, new=geoms)   # in any order: ids and tiles are sets
         return len(ids)
 
     def _wait_copies(self) -> None:
@@ -604,24 +641,21 @@ class Writer:
         extra = [e for _, _, e in chunk]
         return {"extra": extra} if extra.count(None) < len(extra) else {}
 
-    def _copy_jobs(self, layer: LayerSpec, chunk: list, props: list[dict], geoms: list, ids: list[int],
+    def _copy_jobs(self, layer: LayerSpec, cols: dict[str, list[Any]], ids: list[int],
                    src_file: str | None, src_crs: str | None) -> list[pgcopy.Job]:
-        """PostGIS: the chunk's rows and their history entries as COPY text (geoapi.storage.pgcopy)."""
+        """PostGIS: the chunk's rows (``cols``: _field_columns, _extra_column and ``geom`` as
+        hex EWKB) and their history entry as COPY text (geoapi.storage.pgcopy)."""
         t = self.store.table(layer.id)
-        n = len(chunk)
+        cols = dict(cols)
+        geom = cols.pop("geom")
         json_cols = {f.name for f in layer.all_fields if f.type in ("json", "enum_list")} | {"extra"}
-        geoms = np.fromiter(geoms, dtype=object, count=n)
-        fields = self._field_columns(layer, props)
-        cols = {**fields, **self._extra_column(chunk)}
         system = self._system_values(src_file, src_crs)
         ids_text = [str(i) for i in ids]
         texts = [ids_text]
         texts += [pgcopy.text_column(values, dump_json, as_json=name in json_cols) for name, values in cols.items()]
-        texts.append(pgcopy.hex_ewkb(geoms, schema.SRID))
+        texts.append(geom)
         rows = pgcopy.copy_body(texts, pgcopy.constant_text(system.values(), dump_json))   # bytes: compact
         del texts
-        if self._tally is not None:
-            self._tally.add(geoms, fields)
         runs = self._insert_runs(layer.id, ids)
         entries = pgcopy.copy_body([[str(run[0]) for run in runs], [str(run[1]) for run in runs]],
                                    pgcopy.constant_text(runs[0][2:], dump_json))
@@ -634,9 +668,10 @@ class Writer:
         return [(start, stop - 1, layer_id, 1, "insert", self.actor, self.now, self.batch_id)
                 for start, stop in IdSet(ids).runs()]
 
-    def _insert_values(self, layer: LayerSpec, chunk: list, props: list[dict], geoms: list, src_file: str | None,
+    def _insert_values(self, layer: LayerSpec, cols: dict[str, list[Any]], src_file: str | None,
                        src_crs: str | None) -> list[int]:
-        """SpatiaLite: one prepared INSERT run by the driver's executemany, ids given explicitly.
+        """SpatiaLite: one prepared INSERT run by the driver's executemany, ids given explicitly
+        (``cols``: _field_columns, _extra_column and ``geom`` as WKB).
 
         The writer holds SQLite's write lock (BEGIN IMMEDIATE), so the ids after the table's
         AUTOINCREMENT high-water mark are free; SQLite moves the mark past explicit ids itself.
@@ -648,11 +683,11 @@ class Writer:
                                 {"t": t.name}).scalar() if has_seq else None
         top = self.conn.execute(sa.select(func.max(t.c.id))).scalar()
         first = max(seq or 0, top or 0) + 1
-        ids = list(range(first, first + len(chunk)))
-        fields = self._field_columns(layer, props)
-        n = len(chunk)
-        cols = {**fields, **{k: [v] * n for k, v in self._system_values(src_file, src_crs).items()},
-                **self._extra_column(chunk)}
+        cols = dict(cols)
+        wkb = cols.pop("geom")
+        n = len(wkb)
+        ids = list(range(first, first + n))
+        cols = {**{k: [v] * n for k, v in self._system_values(src_file, src_crs).items()}, **cols}
         for name, values in cols.items():
             process = t.c[name].type._cached_bind_processor(dialect)
             if process is None:
@@ -661,7 +696,6 @@ class Writer:
                 cols[name] = [process(values[0])] * len(values)
             else:
                 cols[name] = [process(v) for v in values]
-        wkb = shapely.to_wkb(np.array(geoms, dtype=object), flavor="iso").tolist()
         names = ", ".join(f'"{c}"' for c in ["id", *cols, "geom"])
         marks = ", ".join(["?"] * (len(cols) + 1))
         sql = f'INSERT INTO "{t.name}" ({names}) VALUES ({marks}, ST_GeomFromWKB(?, {schema.SRID}))'

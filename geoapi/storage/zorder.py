@@ -10,8 +10,6 @@ chunk of ``writer.CHUNK`` rows, the same tile reads a few pages per chunk
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import shapely
 
@@ -45,10 +43,9 @@ def morton_keys(geoms: np.ndarray) -> np.ndarray:
     return keys
 
 
-def in_zorder(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """``rows`` (tuples with a shapely geometry second, as the writer's ``(props, geom, extra)``)
-    sorted by ``morton_keys``; rows of equal key keep their order."""
-    if len(rows) < 2:
-        return rows
-    geoms = np.fromiter((r[1] for r in rows), dtype=object, count=len(rows))
-    return [rows[i] for i in np.argsort(morton_keys(geoms), kind="stable").tolist()]
+def order(geoms: np.ndarray) -> list[int] | None:
+    """The positions of ``geoms`` sorted by ``morton_keys`` (equal keys keep their order);
+    None for fewer than two."""
+    if len(geoms) < 2:
+        return None
+    return np.argsort(morton_keys(geoms), kind="stable").tolist()

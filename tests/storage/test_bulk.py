@@ -131,3 +131,24 @@ def test_spatialite_bulk_insert_fills_the_spatial_index_and_keeps_its_triggers(s
     inside = {f.id for f in store.query("manholes", FeatureQuery(bbox=(113.22, 35.20, 113.24, 35.22),
                                                                  limit=1000)).features}
     assert inside and hits == inside and single.id not in hits
+
+
+def test_a_bulk_write_fills_admin_code_from_the_district_of_each_row(store):
+    """One STRtree match per chunk: a point takes the district it lies in (the first listed
+    where two overlap), a line its point on surface, a row outside every district the city's
+    code, a row with an admin_code keeps it; the same as a single create."""
+    from shapely.geometry import LineString, box
+
+    west, east = box(113.20, 35.20, 113.24, 35.24), box(113.23, 35.20, 113.28, 35.24)   # overlap 113.23–113.24
+    store.bulk_write("districts", [({"admin_code": "410802", "name": "解放区", "level": "市辖区"}, west),
+                                   ({"admin_code": "410803", "name": "中站区", "level": "市辖区"}, east)], actor="t")
+    manholes = [({"well_use": "雨水", "cover_no": n, **extra}, Point(x, 35.22))
+                for n, x, extra in [("W", 113.21, {}), ("E", 113.27, {}), ("both", 113.235, {}), ("out", 113.30, {}),
+                                    ("given", 113.21, {"admin_code": "410811"})]]
+    store.bulk_write("manholes", manholes, actor="t")
+    got = {f.props["cover_no"]: f.props["admin_code"] for f in store.query("manholes", FeatureQuery()).features}
+    assert got == {"W": "410802", "E": "410803", "both": "410802", "out": store.city_admin_code, "given": "410811"}
+    single = store.create("manholes", {"well_use": "雨水", "cover_no": "one"}, Point(113.27, 35.21), actor="t")
+    assert single.props["admin_code"] == "410803"
+    store.bulk_write("pipes", [({"pipe_class": "排水"}, LineString([(113.25, 35.21), (113.27, 35.23)]))], actor="t")
+    assert store.query("pipes", FeatureQuery()).features[0].props["admin_code"] == "410803"
