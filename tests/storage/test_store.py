@@ -36,8 +36,9 @@ def test_failed_batch_leaves_nothing(store):
     store.bulk_write("manholes", [manhole(0, obj_code="4108000102000007")], actor="t")
     before = store.count("manholes")
     rows = [manhole(i) for i in range(1, 50)] + [manhole(50, obj_code="4108000102000007")]
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match="4108000102000007 is already used") as err:
         store.bulk_write("manholes", rows, actor="t")
+    assert err.value.errors == [{"field": "obj_code", "message": "duplicate", "row": 49}]
     assert store.count("manholes") == before
     h = sa.text("SELECT count(*) FROM history")
     with store.engine.connect() as conn:
