@@ -48,7 +48,9 @@ def check_properties(layer: LayerSpec, columns: dict[str, list[Any]], n: int,
         values = columns.get(spec.name)
         out: list[Any] = [None] * n
         failed: set[int] = set()
-        if values is not None:
+        if values is not None and _already_clean(spec, values):
+            out = list(values)
+        elif values is not None:
             memo: dict[Any, tuple[Any, str | None]] = {}
             for i, v in enumerate(values):
                 try:
@@ -64,7 +66,9 @@ def check_properties(layer: LayerSpec, columns: dict[str, list[Any]], n: int,
                 if err:
                     failed.add(i)
                     problems.add(i, f"{spec.name} ({spec.label}): {err}")
-        if spec.default is not None or spec.required:
+        if values is None and spec.default is not None:
+            out = [spec.default] * n
+        elif (spec.default is not None or spec.required) and None in out:
             for i, v in enumerate(out):
                 if v is not None or i in failed:
                     continue
@@ -74,6 +78,27 @@ def check_properties(layer: LayerSpec, columns: dict[str, list[Any]], n: int,
                     problems.add(i, f"{spec.name} ({spec.label}): required")
         clean[spec.name] = out
     return clean
+
+
+def _already_clean(spec: Any, values: list[Any]) -> bool:
+    """True when coerce_value would hand back every value as it is: text of non-blank strings
+    within max_length, enum values as listed, numbers of the field's type within its range
+    (None aside). Checked a
+    column at a time: these are the columns of distinct values (codes, numbers, depths), where
+    the memo saves nothing and a Python call per value was most of an import's checks."""
+    present = [v for v in values if v is not None]
+    kinds = set(map(type, present))
+    if spec.type == "text" and kinds == {str}:
+        lengths = list(map(len, present))
+        return min(lengths) > 0 and (not spec.max_length or max(lengths) <= spec.max_length) \
+            and not any(map(str.isspace, present))
+    if spec.type == "enum" and kinds == {str}:
+        return set(present) <= set(spec.values)
+    if (spec.type, kinds) in (("float", {float}), ("int", {int})):
+        arr = np.array(present, dtype=np.float64 if spec.type == "float" else object)
+        return bool((spec.type == "int" or np.isfinite(arr).all())
+                    and (spec.min is None or arr.min() >= spec.min) and (spec.max is None or arr.max() <= spec.max))
+    return not kinds
 
 
 def check_codes(layer: LayerSpec, clean: dict[str, list[Any]], n: int, problems: BatchProblems) -> None:

@@ -614,17 +614,14 @@ class Writer:
         and most of a layer's fields are empty in a survey delivery.
         """
         n = len(props)
-        keys = list(props[0])
+        keys = set(props[0])
         try:
             # The importer gives every row of a batch the same fields: rows of the same size that
-            # all have the first row's keys have the same keys (else KeyError). Each dict is
-            # visited once (its values as a tuple: the dicts are scattered in memory), then the
-            # tuples column by column (a zip(*rows) transpose of 25,000 tuples was slower).
-            if len(keys) < 2 or len(set(map(len, props))) > 1:
+            # all have the first row's keys have the same keys (else KeyError). A column is one
+            # C-level map over the dicts (the writer reads them in the order they were made).
+            if len(set(map(len, props))) > 1:
                 raise KeyError
-            rows = list(map(operator.itemgetter(*keys), props))
-            at = {key: i for i, key in enumerate(keys)}
-            cols = {f.name: [r[at[f.name]] for r in rows] for f in layer.all_fields if f.name in at}
+            cols = {f.name: list(map(operator.itemgetter(f.name), props)) for f in layer.all_fields if f.name in keys}
         except KeyError:
             cols = {f.name: [p.get(f.name) for p in props] for f in layer.all_fields}
         t = self.store.table(layer.id)

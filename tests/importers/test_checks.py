@@ -33,6 +33,30 @@ def test_same_verdicts_and_values_as_validate_properties(manholes):
         assert sorted(r.split(" ")[0] for r in problems.reasons.get(i, [])) == sorted(p.field for p in expected_problems)
 
 
+@pytest.mark.parametrize(("spoiler", "refused"), [
+    (None, False), (("cover_no", " "), False), (("cover_no", ""), False), (("cover_no", "X" * 41), True),
+    (("well_use", " 雨水"), False), (("well_use", "下水道"), True), (("well_depth_m", float("nan")), False),
+    (("well_depth_m", 51.0), True), (("well_depth_m", -1.0), True), (("well_depth_m", float("inf")), True)])
+def test_columns_of_one_type_get_the_verdicts_of_validate_properties(manholes, spoiler, refused):
+    """Columns of one type (as a file gives them) that need no coercion are taken whole
+    (checks._already_clean); one value that would be changed or refused sends the column
+    through coerce_value, so the verdicts are the API's either way."""
+    rows = [{"cover_no": f"JZ{i}", "well_use": ["雨水", "污水"][i % 2], "well_depth_m": 0.5 + i} for i in range(5)]
+    rows[3]["cover_no"] = None
+    if spoiler:
+        rows[2][spoiler[0]] = spoiler[1]
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    problems = BatchProblems()
+    clean = check_properties(manholes, columns, len(rows), problems)
+    for i, row in enumerate(rows):
+        expected, expected_problems = validate_properties(manholes, row)
+        got = {k: v[i] for k, v in clean.items()}
+        assert {k: v for k, v in got.items() if v == v} == \
+            {f.name: expected.get(f.name) for f in manholes.all_fields if expected.get(f.name) == expected.get(f.name)}
+        assert sorted(r.split(" ")[0] for r in problems.reasons.get(i, [])) == sorted(p.field for p in expected_problems)
+    assert bool(problems.reasons) == refused
+
+
 @pytest.mark.parametrize("geom", [
     Point(113.24, 35.22),
     Point(113.24, 35.22, 88.0),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from shapely.geometry import Point
 
 from geoapi.errors import ConflictError
-from geoapi.storage import FeatureQuery, model, schema, writer
+from geoapi.storage import FeatureQuery, model, pgcopy, schema, writer
 from geoapi.storage.model import ChangeSet, IdSet
 from tiles.grid import tiles_touching
 
@@ -30,6 +30,13 @@ def test_id_sets_keep_runs_and_read_like_lists():
     assert len(ids) == 3 + 4995 + 1 and ids[:4] == [1, 2, 3, 5] and ids[3] == 5 and ids[-1] == 10_000
     assert 4999 in ids and 4 not in ids and 10_001 not in ids
     assert IdSet([2, 1]) == [1, 2] and list(IdSet()) == []
+
+
+def test_copy_body_lays_out_rows_of_tab_separated_values_and_the_constant_columns():
+    assert pgcopy.copy_body([["1", "2"], ["雨水", "\\N"]], "x\ty") == "1\t雨水\tx\ty\n2\t\\N\tx\ty\n".encode()
+    assert pgcopy.copy_body([["7", "8"]]) == b"7\n8\n" and pgcopy.copy_body([[]]) == b""
+    with pytest.raises(ValueError, match="different lengths"):
+        pgcopy.copy_body([["1", "2"], ["a"]])
 
 
 def test_a_change_set_folds_its_geometries_beyond_the_limit(monkeypatch):
