@@ -35,7 +35,7 @@ def test_id_sets_keep_runs_and_read_like_lists():
 def test_copy_body_lays_out_rows_of_tab_separated_values_and_the_constant_columns():
     assert pgcopy.copy_body([["1", "2"], ["雨水", "\\N"]], "x\ty") == "1\t雨水\tx\ty\n2\t\\N\tx\ty\n".encode()
     assert pgcopy.copy_body([["7", "8"]]) == b"7\n8\n" and pgcopy.copy_body([[]]) == b""
-    with pytest.raises(ValueError, match="different lengths"):
+    with pytest.raises(ValueError):   # columns of different lengths
         pgcopy.copy_body([["1", "2"], ["a"]])
 
 
