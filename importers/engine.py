@@ -85,6 +85,14 @@ class Frame:
     transform: DatumTransform | None
 
     def apply(self, geoms: np.ndarray) -> np.ndarray:
+        if len(geoms) and (shapely.get_type_id(geoms) == 0).all() and not \
+                (shapely.is_empty(geoms) | shapely.has_z(geoms)).any():
+            # 2D points (most deliveries): new points from the mapped coordinates, not a copy of
+            # every geometry with its coordinates set (shapely.transform; twice the time)
+            xy = shapely.get_coordinates(geoms)
+            x, y = (xy[:, 1], xy[:, 0]) if self.swapped else (xy[:, 0], xy[:, 1])
+            return shapely.points(*self.mapper(x, y))
+
         def fn(coords: np.ndarray) -> np.ndarray:
             x, y = (coords[:, 1], coords[:, 0]) if self.swapped else (coords[:, 0], coords[:, 1])
             out = coords.astype("float64", copy=True)
