@@ -87,8 +87,8 @@ class Frame:
     def apply(self, geoms: np.ndarray) -> np.ndarray:
         if len(geoms) and (shapely.get_type_id(geoms) == 0).all() and not \
                 (shapely.is_empty(geoms) | shapely.has_z(geoms)).any():
-            # 2D points (most deliveries): new points from the mapped coordinates, not a copy of
-            # every geometry with its coordinates set (shapely.transform; twice the time)
+            # 2D points (most deliveries): new points from the mapped coordinates instead of a
+            # clone of every geometry with its coordinates set (shapely.transform)
             xy = shapely.get_coordinates(geoms)
             x, y = (xy[:, 1], xy[:, 0]) if self.swapped else (xy[:, 0], xy[:, 1])
             return shapely.points(*self.mapper(x, y))

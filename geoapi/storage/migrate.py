@@ -30,6 +30,13 @@ def alembic_config(conn: sa.Connection) -> Config:
     return cfg
 
 
+def head_revision() -> str:
+    """The newest alembic revision of the core tables (what ``upgrade`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
 def upgrade(store: Store) -> list[str]:
     import geoapi.storage.tilesql  # noqa: F401  (registers its POST_UPGRADE hook: change triggers)
 

@@ -226,7 +226,7 @@ class Writer:
 
     def assign_codes(self, layer: LayerSpec, items: list[tuple[dict, Any]], exclude_id: int | None = None) -> None:
         """Check given 部件标识码 and allocate missing ones (per prefix, in blocks). Set-wise: a
-        chunk of 25,000 rows costs one query for its given codes and two per prefix, not a
+        chunk of 25,000 rows costs a query per 2,000 given codes and two per prefix, not a
         query per row."""
         if layer.identifier is None:
             return

@@ -102,6 +102,14 @@ def test_a_failing_chunk_rolls_back_the_chunks_before_it(store, monkeypatch):
     assert counts["inserted"] == 20 == store.count("manholes")
 
 
+def test_insert_entries_split_where_ids_are_not_consecutive(store):
+    """Another session may take sequence values between ours: each run of ids gets its entry."""
+    with store.transaction("t") as w:
+        runs = w._insert_runs("manholes", [7, 8, 9, 12, 13, 20])
+    assert [r[:5] for r in runs] == [(7, 9, "manholes", 1, "insert"), (12, 13, "manholes", 1, "insert"),
+                                     (20, 20, "manholes", 1, "insert")]
+
+
 def test_replace_reads_and_deletes_the_old_rows_a_chunk_at_a_time(store, monkeypatch):
     monkeypatch.setattr(writer, "CHUNK", 4)
     monkeypatch.setattr(model, "KEEP_GEOMS", 5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from geoapi.storage import schema
+from geoapi.storage.migrate import head_revision
 
 from .conftest import GAUGE, IMEIS
 
@@ -61,4 +62,4 @@ def test_revision_0003_adds_h2s_to_an_older_telemetry_table(store):
     store.upgrade()
     with store.read() as conn:
         assert "h2s_ppm" in {c["name"] for c in sa.inspect(conn).get_columns("telemetry")}
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0003"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head_revision()
