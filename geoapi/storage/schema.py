@@ -39,7 +39,8 @@ history = sa.Table(
 
 def feature_entries(layer_id: str, fids: list[int]) -> sa.ColumnElement[bool]:
     """History entries of these features: their own, and the runs (``last_feature_id``) that may
-    hold one of them; keep a run's row only for the ids it holds (``held``)."""
+    hold one of them; keep a run's row only for the ids it holds (``held``). For one feature the
+    condition is exact."""
     h = history
     return sa.and_(h.c.layer == layer_id,
                    sa.or_(h.c.feature_id.in_(fids),

@@ -401,8 +401,7 @@ class Writer:
         t = self.store.table(layer_id)
         props, geom = self.prepare(layer, props, geom)
         h = schema.history
-        last = self.conn.execute(sa.select(func.max(h.c.version)).where(h.c.layer == layer_id,
-                                                                         h.c.feature_id == fid)).scalar()
+        last = self.conn.execute(sa.select(func.max(h.c.version)).where(schema.feature_entries(layer_id, [fid]))).scalar()
         version = (last or 0) + 1
         values = {**{f.name: props.get(f.name) for f in layer.all_fields}, "id": fid, "version": version,
                   "created_at": self.now, "created_by": self.actor, "updated_at": self.now,

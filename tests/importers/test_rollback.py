@@ -73,6 +73,10 @@ def test_rollback_of_a_replace_puts_the_old_rows_back_under_their_ids(store, mak
     result = rollback_batch(store, replaced.batch_id, actor="admin")
     assert result.reinserted + result.restored == 2
     assert _state(store) == before
+    for fid in before:   # inserted by the first import's run entry: found inside it
+        assert store.get("manholes", fid).meta["created_by"] == "surveyor"
+        history = store.history("manholes", fid)
+        assert [(e.op, e.version) for e in history] == [("insert", 1), ("delete", 2), ("insert", 3)]
 
 
 def test_later_edits_block_the_rollback_and_are_named(store, make_shapefile):
