@@ -283,8 +283,7 @@ def _previous_batch_ids(store: Any, layer_id: str, touched: dict[int, _Touched],
 def _created_meta(conn: sa.Connection, layer_id: str, fid: int, before_entry: int) -> dict[str, Any]:
     """When and by whom a feature was created, from its last insert entry before the batch."""
     h = schema.history
-    rows = conn.execute(sa.select(h.c.at, h.c.actor, h.c.feature_id, h.c.last_feature_id)
-                        .where(schema.feature_entries(layer_id, [fid]), h.c.op == "insert", h.c.id < before_entry)
-                        .order_by(h.c.id.desc()))
-    row = next((r for r in rows if schema.held(r, [fid])), None)
+    row = conn.execute(sa.select(h.c.at, h.c.actor)
+                       .where(schema.feature_entries(layer_id, [fid]), h.c.op == "insert", h.c.id < before_entry)
+                       .order_by(h.c.id.desc()).limit(1)).first()
     return {"created_at": row.at, "created_by": row.actor} if row else {}

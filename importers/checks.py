@@ -83,9 +83,9 @@ def check_properties(layer: LayerSpec, columns: dict[str, list[Any]], n: int,
 def _already_clean(spec: Any, values: list[Any]) -> bool:
     """True when coerce_value would hand back every value as it is: text of non-blank strings
     within max_length, enum values as listed, numbers of the field's type within its range
-    (None aside). Checked a
-    column at a time: these are the columns of distinct values (codes, numbers, depths), where
-    the memo saves nothing and a Python call per value was most of an import's checks."""
+    (None aside). Checked a column at a time: these are the columns of distinct values (codes,
+    numbers, depths), where the memo saves nothing and a Python call per value was most of an
+    import's checks."""
     present = [v for v in values if v is not None]
     kinds = set(map(type, present))
     if spec.type == "text" and kinds == {str}:

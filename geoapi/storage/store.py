@@ -273,9 +273,9 @@ class Store:
         """The feature's history entries, oldest first; snapshots with every field (expand_snapshot).
 
         An insert entry may cover a run of ids and stores no ``after`` (geoapi.storage.writer,
-        "History"): the row as
-        inserted is the ``before`` of the feature's next entry or, while there is none, the row
-        as it is now. Entries written before that rule keep their own ``after``.
+        "History"): the row as inserted is the ``before`` of the feature's next entry or, while
+        there is none, the row as it is now. Entries written before that rule keep their own
+        ``after``.
         """
         from geoapi.storage.writer import expand_snapshot, snapshot
 
@@ -283,7 +283,7 @@ class Store:
         h = schema.history
         stmt = sa.select(h).where(schema.feature_entries(layer_id, [fid])).order_by(h.c.id)
         with self.read() as conn:
-            rows = [r for r in conn.execute(stmt) if schema.held(r, [fid])]
+            rows = conn.execute(stmt).all()   # exact for one feature: no run to filter
             afters = [r.after for r in rows]
             for i, r in enumerate(rows):
                 if r.op != "insert" or r.after is not None:
